@@ -1,0 +1,370 @@
+"""Every wire constant of the protocols wcnotify speaks, in one place.
+
+Handlers dispatch on these tables (by tag, by act, by method name) instead of writing strings and numbers
+inline, so a drift between two services cannot happen silently. Each block names the public source it
+comes from (see ``shared/protocol.md``); nothing here is invented except where marked ``wcnotify``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum, IntEnum
+from typing import Final
+
+# --------------------------------------------------------------------------------------------------------
+# Time
+
+MINUTE: Final = 60
+HOUR: Final = 60 * MINUTE
+DAY: Final = 24 * HOUR
+THIRTY_DAYS: Final = 30 * DAY
+
+# --------------------------------------------------------------------------------------------------------
+# Crypto (monorepo packages/utils/src/crypto.ts; crypto-envelopes.md)
+
+KEY_LENGTH: Final = 32
+IV_LENGTH: Final = 12
+TAG_LENGTH: Final = 16
+
+
+class EnvelopeType(IntEnum):
+    """The first byte of an envelope."""
+
+    TYPE_0 = 0  # sym key known for the topic
+    TYPE_1 = 1  # sender X25519 public key embedded; receiver derives the sym key
+    TYPE_2 = 2  # plaintext (Sign link mode only)
+
+
+# did:key multicodec prefixes (varint of 0xed / 0xec)
+MULTICODEC_ED25519_PUB: Final = b"\xed\x01"
+MULTICODEC_X25519_PUB: Final = b"\xec\x01"
+DID_KEY_PREFIX: Final = "did:key:"
+DID_PKH_PREFIX: Final = "did:pkh:"
+DID_WEB_PREFIX: Final = "did:web:"
+
+# --------------------------------------------------------------------------------------------------------
+# JWT (crypto-authentication.md; utils did-jwt, relay-auth)
+
+JWT_ALG: Final = "EdDSA"
+JWT_TYP: Final = "JWT"
+JWT_LEEWAY: Final = 300  # seconds of clock skew tolerated on exp and iat (notify-server: exp + 300)
+# Push-era clients wrote exp = iat_s + 86_400_000 (milliseconds added to seconds). Anything above this is
+# taken to be milliseconds when an act allows it.
+JWT_MS_THRESHOLD: Final = 10_000_000_000
+RELAY_AUTH_TTL: Final = DAY  # JS CRYPTO_JWT_TTL
+
+
+class Act(str, Enum):
+    """JWT ``act`` claims. Final Notify (specs-HEAD authentication.md), Push era, relay and keys."""
+
+    # final Notify
+    NOTIFY_SUBSCRIPTION = "notify_subscription"
+    NOTIFY_SUBSCRIPTION_RESPONSE = "notify_subscription_response"
+    NOTIFY_MESSAGE = "notify_message"
+    NOTIFY_MESSAGE_RESPONSE = "notify_message_response"
+    NOTIFY_UPDATE = "notify_update"
+    NOTIFY_UPDATE_RESPONSE = "notify_update_response"
+    NOTIFY_DELETE = "notify_delete"
+    NOTIFY_DELETE_RESPONSE = "notify_delete_response"
+    NOTIFY_WATCH_SUBSCRIPTIONS = "notify_watch_subscriptions"
+    NOTIFY_WATCH_SUBSCRIPTIONS_RESPONSE = "notify_watch_subscriptions_response"
+    NOTIFY_SUBSCRIPTIONS_CHANGED = "notify_subscriptions_changed"
+    NOTIFY_SUBSCRIPTIONS_CHANGED_RESPONSE = "notify_subscriptions_changed_response"
+    NOTIFY_GET_NOTIFICATIONS = "notify_get_notifications"
+    NOTIFY_GET_NOTIFICATIONS_RESPONSE = "notify_get_notifications_response"
+    NOTIFY_MARK_NOTIFICATIONS_AS_READ = "notify_mark_notifications_as_read"
+    NOTIFY_MARK_NOTIFICATIONS_AS_READ_RESPONSE = "notify_mark_notifications_as_read_response"
+    # spec text name for the same response; accepted, never emitted
+    NOTIFY_READ_NOTIFICATIONS_RESPONSE = "notify_read_notifications_response"
+    # Notify with Sync (Aug 2023)
+    NOTIFY_RECEIPT = "notify_receipt"
+    # Push era
+    PUSH_SUBSCRIPTION = "push_subscription"
+    PUSH_MESSAGE = "push_message"
+    # keys server
+    UNREGISTER_IDENTITY = "unregister_identity"
+    # relay watch webhooks
+    IRN_WATCH_REGISTER = "irn_watchRegister"
+    IRN_WATCH_UNREGISTER = "irn_watchUnregister"
+    IRN_WATCH_EVENT = "irn_watchEvent"
+
+
+# --------------------------------------------------------------------------------------------------------
+# Client-to-client RPCs, dispatched by tag (notify-server src/spec.rs; notify-js constants/engine.ts)
+
+
+@dataclass(frozen=True)
+class RpcSpec:
+    """One request/response pair: its method, tags, TTLs, acts and the param/result key holding the JWT."""
+
+    method: str
+    request_tag: int
+    request_ttl: int
+    response_tag: int | None
+    response_ttl: int | None
+    request_act: Act | None = None
+    response_act: Act | None = None
+    params_key: str | None = None
+    result_key: str | None = None
+    prompt: bool = False
+    aliases: tuple[str, ...] = ()  # other method names seen on the wire for the same tag
+
+
+NOTIFY_SUBSCRIBE: Final = RpcSpec(
+    "wc_notifySubscribe", 4000, 300, 4001, THIRTY_DAYS,
+    Act.NOTIFY_SUBSCRIPTION, Act.NOTIFY_SUBSCRIPTION_RESPONSE, "subscriptionAuth", "responseAuth",
+)
+NOTIFY_MESSAGE: Final = RpcSpec(
+    "wc_notifyMessage", 4002, THIRTY_DAYS, 4003, THIRTY_DAYS,
+    Act.NOTIFY_MESSAGE, Act.NOTIFY_MESSAGE_RESPONSE, "messageAuth", "responseAuth", prompt=True,
+)
+NOTIFY_DELETE: Final = RpcSpec(
+    "wc_notifyDelete", 4004, THIRTY_DAYS, 4005, THIRTY_DAYS,
+    Act.NOTIFY_DELETE, Act.NOTIFY_DELETE_RESPONSE, "deleteAuth", "responseAuth",
+)
+NOTIFY_UPDATE: Final = RpcSpec(
+    "wc_notifyUpdate", 4008, 300, 4009, THIRTY_DAYS,
+    Act.NOTIFY_UPDATE, Act.NOTIFY_UPDATE_RESPONSE, "updateAuth", "responseAuth",
+)
+NOTIFY_WATCH_SUBSCRIPTIONS: Final = RpcSpec(
+    "wc_notifyWatchSubscriptions", 4010, 300, 4011, 300,
+    Act.NOTIFY_WATCH_SUBSCRIPTIONS, Act.NOTIFY_WATCH_SUBSCRIPTIONS_RESPONSE,
+    "watchSubscriptionsAuth", "responseAuth", aliases=("wc_notifyWatchSubscription",),
+)
+NOTIFY_SUBSCRIPTIONS_CHANGED: Final = RpcSpec(
+    "wc_notifySubscriptionsChanged", 4012, 300, 4013, 300,
+    Act.NOTIFY_SUBSCRIPTIONS_CHANGED, Act.NOTIFY_SUBSCRIPTIONS_CHANGED_RESPONSE,
+    "subscriptionsChangedAuth", "responseAuth",
+)
+NOTIFY_GET_NOTIFICATIONS: Final = RpcSpec(
+    "wc_notifyGetNotifications", 4014, 300, 4015, 300,
+    Act.NOTIFY_GET_NOTIFICATIONS, Act.NOTIFY_GET_NOTIFICATIONS_RESPONSE, "auth", "auth",
+)
+NOTIFY_MARK_NOTIFICATIONS_AS_READ: Final = RpcSpec(
+    "wc_notifyMarkNotificationsAsRead", 4016, 300, 4017, 300,
+    Act.NOTIFY_MARK_NOTIFICATIONS_AS_READ, Act.NOTIFY_MARK_NOTIFICATIONS_AS_READ_RESPONSE, "auth", "auth",
+    aliases=("wc_notifyNotificationsChanged",),
+)
+NOTIFY_NOOP_TAG: Final = 4050
+NOTIFY_NOOP_TTL: Final = 300
+
+NOTIFY_RPCS: Final[tuple[RpcSpec, ...]] = (
+    NOTIFY_SUBSCRIBE, NOTIFY_MESSAGE, NOTIFY_DELETE, NOTIFY_UPDATE, NOTIFY_WATCH_SUBSCRIPTIONS,
+    NOTIFY_SUBSCRIPTIONS_CHANGED, NOTIFY_GET_NOTIFICATIONS, NOTIFY_MARK_NOTIFICATIONS_AS_READ,
+)
+# request tag -> spec, the table the notify server dispatches on
+NOTIFY_BY_REQUEST_TAG: Final = {rpc.request_tag: rpc for rpc in NOTIFY_RPCS}
+NOTIFY_BY_RESPONSE_TAG: Final = {rpc.response_tag: rpc for rpc in NOTIFY_RPCS if rpc.response_tag is not None}
+# tags the notify server asks the relay to watch (notify-server registers exactly these)
+NOTIFY_SERVER_WATCHED_TAGS: Final = (4000, 4003, 4004, 4008, 4010, 4013, 4014, 4016)
+# responses the final server receives and ignores
+NOTIFY_IGNORED_TAGS: Final = (4003, 4013)
+
+# Push era (specs-push rpc-methods.md; notify-js @dc0eaeb)
+PUSH_MESSAGE: Final = RpcSpec("wc_pushMessage", 4002, THIRTY_DAYS, 4003, DAY)
+PUSH_DELETE: Final = RpcSpec("wc_pushDelete", 4004, DAY, 4005, DAY)
+PUSH_SUBSCRIBE: Final = RpcSpec(
+    "wc_pushSubscribe", 4006, DAY, 4007, DAY, Act.PUSH_SUBSCRIPTION, None, "subscriptionAuth", "publicKey"
+)
+PUSH_UPDATE: Final = RpcSpec(
+    "wc_pushUpdate", 4008, DAY, 4009, DAY, Act.PUSH_SUBSCRIPTION, None, "subscriptionAuth"
+)
+PUSH_PROPOSE: Final = RpcSpec(
+    "wc_pushPropose", 4010, DAY, 4011, DAY, None, Act.PUSH_SUBSCRIPTION, None, "subscriptionAuth"
+)
+PUSH_REQUEST: Final = RpcSpec("wc_pushRequest", 4000, DAY, 4001, DAY, None, Act.PUSH_SUBSCRIPTION)
+PUSH_RPCS: Final[tuple[RpcSpec, ...]] = (
+    PUSH_MESSAGE, PUSH_DELETE, PUSH_SUBSCRIBE, PUSH_UPDATE, PUSH_PROPOSE, PUSH_REQUEST,
+)
+PUSH_BY_METHOD: Final = {rpc.method: rpc for rpc in PUSH_RPCS}
+
+# Sync API (clients/core/sync; Kotlin/Swift SyncClient)
+SYNC_SET: Final = RpcSpec("wc_syncSet", 5000, THIRTY_DAYS, None, None)
+SYNC_DEL: Final = RpcSpec("wc_syncDel", 5002, THIRTY_DAYS, None, None)
+SYNC_BY_TAG: Final = {SYNC_SET.request_tag: SYNC_SET, SYNC_DEL.request_tag: SYNC_DEL}
+SYNC_MESSAGE_PREFIX: Final = "I authorize this app to sync my account: "
+SYNC_MESSAGE_SUFFIX: Final = "\n\nRead more about it here: https://walletconnect.com/faq"
+SYNC_DERIVATION_ROOT: Final = "m/77'/0'/0"
+SYNC_STORE_PUSH_SUBSCRIPTION: Final = "com.walletconnect.notify.pushSubscription"
+SYNC_STORE_NOTIFY_SUBSCRIPTION: Final = "com.walletconnect.notify.notifySubscription"
+SYNC_STORE_PUSH_PROPOSAL: Final = "com.walletconnect.notify.pushProposal"
+SYNC_STORES: Final = (SYNC_STORE_PUSH_SUBSCRIPTION, SYNC_STORE_NOTIFY_SUBSCRIPTION, SYNC_STORE_PUSH_PROPOSAL)
+
+# --------------------------------------------------------------------------------------------------------
+# Relay (relay-server-rpc.md; rust relay_rpc)
+
+
+class RelayMethod(str, Enum):
+    PUBLISH = "irn_publish"
+    BATCH_PUBLISH = "irn_batchPublish"
+    SUBSCRIBE = "irn_subscribe"
+    BATCH_SUBSCRIBE = "irn_batchSubscribe"
+    SUBSCRIBE_BLOCKING = "irn_subscribeBlocking"
+    BATCH_SUBSCRIBE_BLOCKING = "irn_batchSubscribeBlocking"
+    UNSUBSCRIBE = "irn_unsubscribe"
+    BATCH_UNSUBSCRIBE = "irn_batchUnsubscribe"
+    SUBSCRIPTION = "irn_subscription"
+    FETCH_MESSAGES = "irn_fetchMessages"
+    BATCH_FETCH_MESSAGES = "irn_batchFetchMessages"
+    BATCH_RECEIVE = "irn_batchReceive"
+    WATCH_REGISTER = "irn_watchRegister"
+    WATCH_UNREGISTER = "irn_watchUnregister"
+
+
+# older names of the same methods; accepted and mapped
+RELAY_METHOD_ALIAS_PREFIXES: Final = ("iridium_", "waku_")
+RELAY_BATCH_MAX: Final = 500
+RELAY_MIN_TTL: Final = 300
+RELAY_MAX_TTL: Final = THIRTY_DAYS
+RELAY_DEFAULT_TTL: Final = 6 * HOUR  # JS default publish TTL
+RELAY_MAX_MESSAGE_BYTES: Final = 98_304
+RELAY_PING_INTERVAL: Final = 20
+RELAY_WATCH_MAX_TTL: Final = THIRTY_DAYS
+RELAY_WATCH_MAX_PER_CLIENT: Final = 64
+RELAY_WATCH_RETRY_MAX: Final = 3 * DAY
+RELAY_WATCH_URL_MAX: Final = 256
+RELAY_MIN_RPC_ID: Final = 1_000_000_000  # rust domain.rs
+RELAY_MAX_RPC_ID: Final = 2**53  # ids above come back from JS as "<digits>n"
+WS_CLOSE_AUTH_FATAL: Final = 3000  # the JS client does not reconnect after this close code
+
+
+class WatchType(str, Enum):
+    SUBSCRIBER = "subscriber"
+    PUBLISHER = "publisher"
+
+
+class WatchStatus(str, Enum):
+    ACCEPTED = "accepted"
+    QUEUED = "queued"
+    DELIVERED = "delivered"
+
+
+class RelayError(IntEnum):
+    """Relay JSON-RPC error codes (rust rpc/error.rs, JSON-RPC 2.0)."""
+
+    AUTH = 3000
+    TOO_MANY_REQUESTS = 3001
+    PARSE_ERROR = -32700
+    INVALID_REQUEST = -32600
+    METHOD_NOT_FOUND = -32601
+    INVALID_PARAMS = -32602
+    INTERNAL = -32603
+    HANDLER = -32000
+
+
+class RelayErrorTag(str, Enum):
+    """The string tags the relay puts in ``error.data`` for -32000 handler errors."""
+
+    TTL_TOO_SHORT = "TtlTooShort"
+    TTL_TOO_LONG = "TtlTooLong"
+    MAILBOX_LIMIT_EXCEEDED = "MailboxLimitExceeded"
+    INVALID_TOPIC = "InvalidTopic"
+    MESSAGE_TOO_LARGE = "MessageTooLarge"
+    BATCH_LIMIT_EXCEEDED = "BatchLimitExceeded"
+    BATCH_EMPTY = "BatchEmpty"
+    WATCH_LIMIT_EXCEEDED = "WatchLimitExceeded"
+
+
+# --------------------------------------------------------------------------------------------------------
+# Notify (notify-server relay_webhook/error.rs; notify-js constants/errors.ts)
+
+
+class NotifyError(IntEnum):
+    CLIENT = -1  # every client-caused error on the notify server, with a human message
+    INTERNAL = -32000
+
+
+class SdkError(IntEnum):
+    INVALID_PROPOSAL = 1000
+    USER_REJECTED = 5000
+    USER_UNSUBSCRIBED = 6000
+    USER_HAS_EXISTING_SUBSCRIPTION = 6001
+    APPROVAL_FAILED = 7002
+    REJECTION_FAILED = 7003
+
+
+SDK_ERROR_MESSAGES: Final = {
+    SdkError.INVALID_PROPOSAL: "Invalid proposal.",
+    SdkError.USER_REJECTED: "User rejected.",
+    SdkError.USER_UNSUBSCRIBED: "User unsubscribed.",
+    SdkError.USER_HAS_EXISTING_SUBSCRIPTION: "User has existing notify subscription with dapp.",
+    SdkError.APPROVAL_FAILED: "Approval failed.",
+    SdkError.REJECTION_FAILED: "Rejection failed.",
+}
+
+NOTIFY_MJV: Final = "1"
+NOTIFY_MAX_WATCHERS_PER_ACCOUNT: Final = 25
+NOTIFY_WATCHER_TTL: Final = DAY
+NOTIFY_HISTORY_MAX_LIMIT: Final = 50
+NOTIFY_MARK_READ_MAX_IDS: Final = 1000
+NOTIFY_TITLE_MAX: Final = 64
+NOTIFY_BODY_MAX: Final = 255
+NOTIFY_ICON_URL_MAX: Final = 255
+NOTIFY_SEND_MAX_ACCOUNTS: Final = 500
+DID_JSON_PATH: Final = "/.well-known/did.json"
+DID_JSON_CONTEXT: Final = ("https://www.w3.org/ns/did/v1", "https://w3id.org/security/suites/jws-2020/v1")
+DID_FRAGMENT_SUBSCRIBE_KEY: Final = "wc-notify-subscribe-key"
+DID_FRAGMENT_AUTHENTICATION_KEY: Final = "wc-notify-authentication-key"
+
+# --------------------------------------------------------------------------------------------------------
+# Identity / CACAO (identity-keys.md; notify-server auth.rs; relay_rpc auth/cacao)
+
+CACAO_HEADER_EIP4361: Final = "eip4361"
+CACAO_SIG_EIP191: Final = "eip191"
+CACAO_SIG_EIP1271: Final = "eip1271"
+CACAO_SIG_EIP6492: Final = "eip6492"
+CACAO_VERSION: Final = "1"
+KEYS_SERVER_DEFAULT_URL: Final = "https://keys.walletconnect.com"
+IDENTITY_KEY_URL_PARAM: Final = "walletconnect_identity_key"
+RECAP_PREFIX: Final = "urn:recap:"
+RECAP_NOTIFY_RESOURCE: Final = "https://notify.walletconnect.com"
+RECAP_ABILITY_ALL_APPS: Final = "manage/all-apps-notifications"
+RECAP_ABILITY_DOMAIN_SUFFIX: Final = "-notifications"  # "manage/<domain>-notifications"
+
+STATEMENT_THIS_DOMAIN: Final = (
+    "I further authorize this app to send me notifications. Read more at https://walletconnect.com/notifications"
+)
+STATEMENT_ALL_DOMAINS: Final = (
+    "I further authorize this app to view and manage my notifications for ALL apps. "
+    "Read more at https://walletconnect.com/notifications-all-apps"
+)
+STATEMENT_ALL_DOMAINS_OLD: Final = (
+    "I further authorize this app to view and manage my notifications for ALL apps. "
+    "Read more at https://walletconnect.com/notifications"
+)
+STATEMENT_IDENTITY: Final = (
+    "I further authorize this app to send and receive messages on my behalf using my WalletConnect "
+    "identity. Read more at https://walletconnect.com/identity"
+)
+STATEMENT_IDENTITY_THIS_DOMAIN: Final = (
+    "I further authorize this app to send and receive messages on my behalf for THIS domain using my "
+    "WalletConnect identity. Read more at https://walletconnect.com/identity"
+)
+STATEMENT_IDENTITY_ALL_DOMAINS: Final = (
+    "I further authorize this app to send and receive messages on my behalf for ALL domains using my "
+    "WalletConnect identity. Read more at https://walletconnect.com/identity"
+)
+# statement -> True when it authorizes every app, False when it is limited to cacao.p.domain
+STATEMENT_AUTHORIZES_ALL_APPS: Final = {
+    STATEMENT_THIS_DOMAIN: False,
+    STATEMENT_ALL_DOMAINS: True,
+    STATEMENT_ALL_DOMAINS_OLD: True,
+    STATEMENT_IDENTITY: True,
+    STATEMENT_IDENTITY_THIS_DOMAIN: False,
+    STATEMENT_IDENTITY_ALL_DOMAINS: True,
+}
+RECAP_STATEMENT_PREFIX: Final = (
+    "I further authorize the stated URI to perform the following actions on my behalf:"
+)
+
+# keys server response envelope
+KEYS_STATUS_SUCCESS: Final = "SUCCESS"
+KEYS_STATUS_FAILURE: Final = "FAILURE"
+
+# --------------------------------------------------------------------------------------------------------
+# Pairing (pairing-uri.md)
+
+PAIRING_URI_SCHEME: Final = "wc"
+PAIRING_VERSION: Final = 2
+PAIRING_RELAY_PROTOCOL: Final = "irn"
+PAIRING_TTL: Final = 5 * MINUTE
