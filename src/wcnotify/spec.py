@@ -8,7 +8,7 @@ comes from (see ``shared/protocol.md``); nothing here is invented except where m
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum, IntEnum
+from enum import IntEnum, StrEnum
 from typing import Final
 
 # --------------------------------------------------------------------------------------------------------
@@ -52,9 +52,11 @@ JWT_LEEWAY: Final = 300  # seconds of clock skew tolerated on exp and iat (notif
 # taken to be milliseconds when an act allows it.
 JWT_MS_THRESHOLD: Final = 10_000_000_000
 RELAY_AUTH_TTL: Final = DAY  # JS CRYPTO_JWT_TTL
+# wcnotify: a JWT larger than this is refused before it is parsed (a relay message is at most 98,304 bytes)
+JWT_MAX_LENGTH: Final = 262_144
 
 
-class Act(str, Enum):
+class Act(StrEnum):
     """JWT ``act`` claims. Final Notify (specs-HEAD authentication.md), Push era, relay and keys."""
 
     # final Notify
@@ -194,7 +196,7 @@ SYNC_STORES: Final = (SYNC_STORE_PUSH_SUBSCRIPTION, SYNC_STORE_NOTIFY_SUBSCRIPTI
 # Relay (relay-server-rpc.md; rust relay_rpc)
 
 
-class RelayMethod(str, Enum):
+class RelayMethod(StrEnum):
     PUBLISH = "irn_publish"
     BATCH_PUBLISH = "irn_batchPublish"
     SUBSCRIBE = "irn_subscribe"
@@ -228,12 +230,12 @@ RELAY_MAX_RPC_ID: Final = 2**53  # ids above come back from JS as "<digits>n"
 WS_CLOSE_AUTH_FATAL: Final = 3000  # the JS client does not reconnect after this close code
 
 
-class WatchType(str, Enum):
+class WatchType(StrEnum):
     SUBSCRIBER = "subscriber"
     PUBLISHER = "publisher"
 
 
-class WatchStatus(str, Enum):
+class WatchStatus(StrEnum):
     ACCEPTED = "accepted"
     QUEUED = "queued"
     DELIVERED = "delivered"
@@ -252,7 +254,7 @@ class RelayError(IntEnum):
     HANDLER = -32000
 
 
-class RelayErrorTag(str, Enum):
+class RelayErrorTag(StrEnum):
     """The string tags the relay puts in ``error.data`` for -32000 handler errors."""
 
     TTL_TOO_SHORT = "TtlTooShort"
