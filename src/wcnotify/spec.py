@@ -191,6 +191,15 @@ SYNC_STORE_PUSH_SUBSCRIPTION: Final = "com.walletconnect.notify.pushSubscription
 SYNC_STORE_NOTIFY_SUBSCRIPTION: Final = "com.walletconnect.notify.notifySubscription"
 SYNC_STORE_PUSH_PROPOSAL: Final = "com.walletconnect.notify.pushProposal"
 SYNC_STORES: Final = (SYNC_STORE_PUSH_SUBSCRIPTION, SYNC_STORE_NOTIFY_SUBSCRIPTION, SYNC_STORE_PUSH_PROPOSAL)
+SYNC_PATH_CHUNK_BYTES: Final = 4  # each derivation index is one big-endian 4-byte chunk of the store name
+
+# --------------------------------------------------------------------------------------------------------
+# JSON-RPC 2.0 as WalletConnect uses it (walletconnect-utils jsonrpc/utils/src/format.ts)
+
+JSONRPC_VERSION: Final = "2.0"
+PAYLOAD_ID_ENTROPY_DIGITS: Final = 3  # payloadId(): Date.now() * 10**3 + 3 random digits, client to client
+BIG_INT_RPC_ID_ENTROPY_DIGITS: Final = 6  # getBigIntRpcId(): Date.now() * 10**6 + 6 digits, client to relay
+JS_MAX_SAFE_INTEGER: Final = 2**53 - 1  # Number.MAX_SAFE_INTEGER: larger JSON numbers lose precision in JS
 
 # --------------------------------------------------------------------------------------------------------
 # Relay (relay-server-rpc.md; rust relay_rpc)
@@ -227,6 +236,7 @@ RELAY_WATCH_RETRY_MAX: Final = 3 * DAY
 RELAY_WATCH_URL_MAX: Final = 256
 RELAY_MIN_RPC_ID: Final = 1_000_000_000  # rust domain.rs
 RELAY_MAX_RPC_ID: Final = 2**53  # ids above come back from JS as "<digits>n"
+RELAY_RPC_ID_COUNTER_BITS: Final = 8  # rust MessageIdGenerator: (unix_ms << 8) | u8 counter
 WS_CLOSE_AUTH_FATAL: Final = 3000  # the JS client does not reconnect after this close code
 
 
@@ -370,3 +380,8 @@ PAIRING_URI_SCHEME: Final = "wc"
 PAIRING_VERSION: Final = 2
 PAIRING_RELAY_PROTOCOL: Final = "irn"
 PAIRING_TTL: Final = 5 * MINUTE
+PAIRING_PARAM_SYM_KEY: Final = "symKey"
+PAIRING_PARAM_RELAY_PROTOCOL: Final = "relay-protocol"
+PAIRING_PARAM_RELAY_DATA: Final = "relay-data"
+PAIRING_PARAM_EXPIRY: Final = "expiryTimestamp"
+PAIRING_PARAM_METHODS: Final = "methods"  # comma-separated; older SDKs wrapped groups in [brackets]

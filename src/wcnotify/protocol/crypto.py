@@ -37,6 +37,7 @@ _RAW = serialization.Encoding.Raw
 _RAW_PUB = serialization.PublicFormat.Raw
 _RAW_PRIV = serialization.PrivateFormat.Raw
 _NO_ENC = serialization.NoEncryption()
+_X25519_P = 2**255 - 19
 _B64_ALPHABET = re.compile(r"^[A-Za-z0-9+/_-]*={0,2}$")
 
 
@@ -253,6 +254,10 @@ def decode_envelope(message: str) -> Envelope:
         raise EnvelopeError(f"unknown envelope type {kind}")
     if len(raw) < offset + IV_LENGTH + TAG_LENGTH:
         raise EnvelopeError(f"truncated type {kind} envelope ({len(raw)} bytes)")
+    if sender is not None and int.from_bytes(sender, "little") >= _X25519_P:
+        # X25519 ignores the top bit, so a flipped bit 255 would still decrypt: honest keys are always
+        # reduced mod p, so refusing the others removes that malleability
+        raise EnvelopeError("type 1 sender public key is not canonical")
     return Envelope(
         EnvelopeType(kind), raw[offset + IV_LENGTH :], raw[offset : offset + IV_LENGTH], sender
     )
