@@ -238,6 +238,22 @@ RELAY_MIN_RPC_ID: Final = 1_000_000_000  # rust domain.rs
 RELAY_MAX_RPC_ID: Final = 2**53  # ids above come back from JS as "<digits>n"
 RELAY_RPC_ID_COUNTER_BITS: Final = 8  # rust MessageIdGenerator: (unix_ms << 8) | u8 counter
 WS_CLOSE_AUTH_FATAL: Final = 3000  # the JS client does not reconnect after this close code
+# wcnotify relay choices (no public source pins these)
+RELAY_MAX_FRAME_BYTES: Final = 8 * 1024 * 1024  # a WebSocket frame or /rpc body; larger ones are refused
+RELAY_MAILBOX_MAX_PER_TOPIC: Final = 1_000  # unexpired messages kept per topic before MailboxLimitExceeded
+RELAY_FETCH_PAGE: Final = 100  # messages per irn_fetchMessages answer; the client repeats while hasMore
+RELAY_RATE_PER_SECOND: Final = 500.0  # token-bucket refill per client id
+RELAY_RATE_BURST: Final = 1_000  # token-bucket capacity per client id
+RELAY_PURGE_INTERVAL: Final = 60  # seconds between sweeps of expired messages and acks
+RELAY_PING_TIMEOUT: Final = 20  # seconds to wait for a pong before the socket is dropped
+RELAY_REQUEST_TIMEOUT: Final = 10.0  # client side: seconds to wait for a relay answer
+RELAY_RECONNECT_MIN: Final = 0.5  # client side: first reconnect delay, doubled up to the max
+RELAY_RECONNECT_MAX: Final = 30.0
+RELAY_TOPIC_HEX_LENGTH: Final = 64  # a topic is 32 bytes as lowercase hex
+RELAY_HTTP_PATH_RPC: Final = "/rpc"
+RELAY_HTTP_PATH_HEALTH: Final = "/health"
+RELAY_HTTP_PATH_PUBLIC_KEY: Final = "/public-key"
+RELAY_AUTH_QUERY_PARAM: Final = "auth"
 
 
 class WatchType(StrEnum):
@@ -275,6 +291,8 @@ class RelayErrorTag(StrEnum):
     BATCH_LIMIT_EXCEEDED = "BatchLimitExceeded"
     BATCH_EMPTY = "BatchEmpty"
     WATCH_LIMIT_EXCEEDED = "WatchLimitExceeded"
+    TOO_MANY_REQUESTS = "TooManyRequests"
+    INVALID_WATCH = "InvalidWatch"  # wcnotify: a registerAuth/unregisterAuth JWT that cannot be accepted
 
 
 # --------------------------------------------------------------------------------------------------------
