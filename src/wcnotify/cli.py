@@ -44,6 +44,62 @@ def demo() -> None:
     console.print(f"\n[bold green]All {count} steps passed.[/]")
 
 
+@app.command()
+def relay(
+    *,
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 for every interface)."),
+    port: int = typer.Option(8080, help="TCP port for WebSocket, POST /rpc, /health and /public-key."),
+    database_url: str | None = typer.Option(
+        None, "--database-url", envvar="WCNOTIFY_RELAY_DATABASE_URL",
+        help="Mailbox database: sqlite:///PATH (or postgresql://…). Default: in memory, lost on restart.",
+    ),
+    redis_url: str | None = typer.Option(
+        None, "--redis-url", envvar="WCNOTIFY_RELAY_REDIS_URL", help="Redis for multi-node relays (not yet)."
+    ),
+    public_url: list[str] = typer.Option(  # noqa: B008 (typer reads the default at definition time)
+        [], "--public-url", help="A URL clients reach this relay at (accepted as JWT aud); repeatable."
+    ),
+    key_file: str | None = typer.Option(
+        None, "--key-file", help="File holding the relay's Ed25519 seed (hex); created if missing. Default: random."
+    ),
+    mailbox_cap: int = typer.Option(1_000, help="Unexpired messages kept per topic before MailboxLimitExceeded."),
+    log_level: str = typer.Option("info", help="uvicorn log level."),
+) -> None:
+    """Run the relay: WebSocket JSON-RPC pub/sub (irn_*) with a mailbox, and POST /rpc for servers.
+
+    Example: wcnotify relay --host 127.0.0.1 --port 8080 --database-url sqlite:///relay.db
+    """
+    import dataclasses  # noqa: PLC0415 (keep `wcnotify --help` fast)
+    import os  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from wcnotify.relay.limits import RelayLimits  # noqa: PLC0415
+    from wcnotify.relay.server import RelayConfig, RelayServer  # noqa: PLC0415
+
+    if redis_url:
+        console.print("[red]--redis-url is not supported yet[/]: run one relay node with --database-url sqlite:///…")
+        raise typer.Exit(2)
+    seed: bytes | None = None
+    if key_file:
+        path = Path(key_file)
+        if path.exists():
+            seed = bytes.fromhex(path.read_text().strip())
+        else:
+            seed = os.urandom(32)
+            path.write_text(seed.hex() + "\n")
+            path.chmod(0o600)
+    config = RelayConfig(
+        host=host, port=port, database_url=database_url, public_urls=tuple(public_url), key_seed=seed,
+        limits=dataclasses.replace(RelayLimits(), mailbox_per_topic=mailbox_cap),
+    )
+    server = RelayServer(config)
+    console.print(
+        f"wcnotify relay on ws://{server.host_for_clients}:{server.port} "
+        f"(mailbox: {database_url or 'memory'}; key {server.relay.key.public_key.hex()})"
+    )
+    server.run(log_level=log_level)
+
+
 def main() -> None:
     app()
 

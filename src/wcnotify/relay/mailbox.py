@@ -1,0 +1,147 @@
+"""The mailbox: every published message, kept until its TTL, and which client acknowledged which.
+
+Rules every backend keeps (the integration tests run the same suite against each):
+
+* A message is stored under ``(topic, message_id)`` once; publishing it again while it is stored changes
+  nothing and reports it as not new (so it is not fanned out twice).
+* ``pending(client, topic)`` is every unexpired message of ``topic`` that ``client`` neither published nor
+  acknowledged, in publish order. This is what a subscriber gets on subscribe and on fetch.
+* An acknowledgement is stored per client id (not per connection), so it survives reconnects, and lives as
+  long as the message it acknowledges.
+* ``put`` refuses a whole batch with :class:`MailboxFullError` when a topic would hold more than its cap of
+  unexpired messages, before storing anything.
+* ``put`` returns only once the messages are stored as durably as the backend can (the relay answers
+  ``true`` after that).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """One published message as the relay keeps it."""
+
+    topic: str
+    message: str
+    message_id: str  # hex(sha256(utf8(message)))
+    tag: int
+    published_at: int  # milliseconds since the epoch, as irn_subscription carries it
+    expires_at: float  # seconds since the epoch
+    publisher: str  # client id (did:key) of the publisher, who never gets it back
+    prompt: bool = False
+
+
+class MailboxFullError(Exception):
+    """A topic already holds its cap of unexpired messages. Subscribers must drain it (or wait for TTLs)."""
+
+    def __init__(self, topic: str, cap: int) -> None:
+        super().__init__(f"topic {topic} already holds {cap} undelivered messages; wait for them to expire")
+        self.topic = topic
+        self.cap = cap
+
+
+class Mailbox(Protocol):
+    """What the relay core needs from storage. Every method takes ``now`` (seconds) instead of reading a clock."""
+
+    async def put(self, messages: Sequence[StoredMessage], now: float) -> list[bool]:
+        """Store ``messages``; for each, True if it was new. Raises MailboxFullError (storing nothing)."""
+        ...
+
+    async def pending(self, client: str, topics: Sequence[str], now: float, limit: int) -> list[StoredMessage]:
+        """Up to ``limit`` messages of ``topics`` for ``client`` (see the module rules), each topic in order."""
+        ...
+
+    async def ack(self, client: str, receipts: Iterable[tuple[str, str]], now: float) -> None:
+        """Record that ``client`` has received each ``(topic, message_id)``; unknown receipts are ignored."""
+        ...
+
+    async def purge(self, now: float) -> int:
+        """Delete expired messages and acknowledgements; return how many messages went."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and files."""
+        ...
+
+
+class MemoryMailbox:
+    """The mailbox in a dict: for tests, benchmarks and a relay that may lose messages on restart."""
+
+    def __init__(self, per_topic_cap: int) -> None:
+        self.per_topic_cap = per_topic_cap
+        # topic -> message_id -> message; dicts keep insertion order, which is publish order
+        self._topics: dict[str, dict[str, StoredMessage]] = {}
+        # client -> (topic, message_id) -> expires_at
+        self._acks: dict[str, dict[tuple[str, str], float]] = {}
+
+    def _live(self, topic: str, now: float) -> dict[str, StoredMessage]:
+        """The messages of ``topic``, with the expired ones dropped first so the cap counts only live ones."""
+        stored = self._topics.get(topic)
+        if stored is None:
+            return {}
+        expired = [mid for mid, m in stored.items() if m.expires_at <= now]
+        for mid in expired:
+            del stored[mid]
+        if not stored:
+            del self._topics[topic]
+        return stored
+
+    async def put(self, messages: Sequence[StoredMessage], now: float) -> list[bool]:
+        adding: dict[str, set[str]] = {}
+        for m in messages:
+            live = self._live(m.topic, now)
+            if m.message_id not in live:
+                adding.setdefault(m.topic, set()).add(m.message_id)
+        for topic, ids in adding.items():
+            if len(self._live(topic, now)) + len(ids) > self.per_topic_cap:
+                raise MailboxFullError(topic, self.per_topic_cap)
+        new: list[bool] = []
+        for m in messages:
+            stored = self._topics.setdefault(m.topic, {})
+            if m.message_id in stored:
+                new.append(False)
+            else:
+                stored[m.message_id] = m
+                new.append(True)
+        return new
+
+    async def pending(self, client: str, topics: Sequence[str], now: float, limit: int) -> list[StoredMessage]:
+        acks = self._acks.get(client, {})
+        out: list[StoredMessage] = []
+        for topic in topics:
+            for m in self._live(topic, now).values():
+                if m.publisher != client and (topic, m.message_id) not in acks:
+                    out.append(m)
+                    if len(out) >= limit:
+                        return out
+        return out
+
+    async def ack(self, client: str, receipts: Iterable[tuple[str, str]], now: float) -> None:
+        acks: dict[tuple[str, str], float] | None = None
+        for topic, mid in receipts:
+            m = self._topics.get(topic, {}).get(mid)
+            if m is None or m.expires_at <= now:
+                continue
+            if acks is None:
+                acks = self._acks.setdefault(client, {})
+            acks[(topic, mid)] = m.expires_at
+
+    async def purge(self, now: float) -> int:
+        before = sum(len(v) for v in self._topics.values())
+        for topic in list(self._topics):
+            self._live(topic, now)
+        for client in list(self._acks):
+            acks = self._acks[client]
+            for key in [k for k, exp in acks.items() if exp <= now]:
+                del acks[key]
+            if not acks:
+                del self._acks[client]
+        return before - sum(len(v) for v in self._topics.values())
+
+    async def close(self) -> None:
+        self._topics.clear()
+        self._acks.clear()

@@ -1,0 +1,69 @@
+"""Which live connection listens to which topic, and the fan-out of one message to them.
+
+The router never awaits: ``route`` hands each subscriber the message and its ``data`` object serialized once
+(the part of ``irn_subscription`` every receiver shares), and each subscriber frames it and queues it. A
+multi-node relay puts a backplane in front of ``route`` (every node routes to its own connections).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import orjson
+
+from wcnotify.relay.mailbox import StoredMessage
+
+
+class Subscriber(Protocol):
+    """A live connection as the router sees it."""
+
+    @property
+    def client_id(self) -> str: ...
+
+    def deliver(self, message: StoredMessage, data: bytes) -> None:
+        """Queue ``message`` for sending; ``data`` is its pre-serialized ``params.data`` object. Never blocks."""
+        ...
+
+
+def subscription_data(message: StoredMessage) -> bytes:
+    """The ``params.data`` of ``irn_subscription``, serialized once per message, in the JS member order."""
+    return orjson.dumps(
+        {"topic": message.topic, "message": message.message, "publishedAt": message.published_at, "tag": message.tag}
+    )
+
+
+class Router:
+    """Topic -> live subscribers, in one process."""
+
+    def __init__(self) -> None:
+        self._topics: dict[str, set[Subscriber]] = {}
+
+    def add(self, topic: str, subscriber: Subscriber) -> None:
+        self._topics.setdefault(topic, set()).add(subscriber)
+
+    def remove(self, topic: str, subscriber: Subscriber) -> None:
+        subs = self._topics.get(topic)
+        if subs is not None:
+            subs.discard(subscriber)
+            if not subs:
+                del self._topics[topic]
+
+    def subscribers(self, topic: str) -> int:
+        return len(self._topics.get(topic, ()))
+
+    @property
+    def topic_count(self) -> int:
+        return len(self._topics)
+
+    def route(self, message: StoredMessage) -> int:
+        """Deliver ``message`` to every subscriber of its topic except its publisher; return how many."""
+        subs = self._topics.get(message.topic)
+        if not subs:
+            return 0
+        data = subscription_data(message)
+        count = 0
+        for sub in tuple(subs):  # a deliver may unsubscribe (slow consumer dropped)
+            if sub.client_id != message.publisher:
+                sub.deliver(message, data)
+                count += 1
+        return count

@@ -1,0 +1,302 @@
+"""The relay over the network: one ASGI app (Starlette) served by uvicorn.
+
+* ``GET /`` upgraded to a WebSocket: the relay-auth JWT comes as ``?auth=`` or ``Authorization: Bearer``.
+  Missing or bad auth is refused *before* the upgrade with HTTP 401 and the reason in the body (the ASGI
+  "websocket.http.response" extension, which uvicorn implements). Once accepted, every text or binary
+  frame is one JSON-RPC message for :class:`~wcnotify.relay.core.RelaySession`; answers and
+  ``irn_subscription`` pushes are text frames (the JS client only parses text).
+* ``POST /rpc``: the same methods for servers without a socket (no subscriptions): Bearer JWT, one
+  JSON-RPC request in the body, its answer in the response body.
+* ``GET /health`` (200 once the app accepts connections), ``GET /public-key`` (hex Ed25519 key of the relay).
+
+uvicorn does the WebSocket keepalive (a ping every ``RELAY_PING_INTERVAL`` s; no pong within
+``RELAY_PING_TIMEOUT`` s drops the socket) and refuses frames over ``max_frame_bytes`` (close 1009).
+A client that reads too slowly to keep its outbox under ``max_outbox`` frames is closed with 1013: what it
+missed stays in the mailbox and comes back when it subscribes again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from wcnotify import spec
+from wcnotify.protocol.crypto import Ed25519KeyPair
+from wcnotify.relay.auth import RelayAuthError, authenticate, bearer_token, default_audiences
+from wcnotify.relay.core import RelaySession, RelayState
+from wcnotify.relay.limits import RelayLimits
+from wcnotify.relay.mailbox import Mailbox, MemoryMailbox
+from wcnotify.relay.sql_mailbox import SqlMailbox
+
+log = logging.getLogger("wcnotify.relay")
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    """Everything a relay node is started with; the CLI builds one from its options."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080  # 0 picks a free port (tests)
+    database_url: str | None = None  # sqlite:///PATH or postgresql://…; None keeps the mailbox in memory
+    redis_url: str | None = None
+    public_urls: tuple[str, ...] = ()  # extra URLs clients may name as the JWT aud
+    limits: RelayLimits = field(default_factory=RelayLimits)
+    key_seed: bytes | None = None  # 32-byte Ed25519 seed of the relay's own key; random when None
+    purge_interval: float = spec.RELAY_PURGE_INTERVAL
+    ping_interval: float = spec.RELAY_PING_INTERVAL
+    ping_timeout: float = spec.RELAY_PING_TIMEOUT
+
+
+async def open_mailbox(url: str | None, per_topic_cap: int) -> Mailbox:
+    """The mailbox backend a database URL names (None: in memory)."""
+    if url is None or url in ("", "memory", "memory:"):
+        return MemoryMailbox(per_topic_cap)
+    if url.startswith(("sqlite", "postgres")):
+        return await SqlMailbox.open(url, per_topic_cap)
+    raise ValueError(f"unsupported relay database URL {url!r}: use sqlite:///PATH or postgresql://…")
+
+
+class RelayApp:
+    """The ASGI application of one relay node, and the shared state its connections use."""
+
+    def __init__(
+        self,
+        config: RelayConfig,
+        audiences: frozenset[str],
+        *,
+        clock: Clock = time.time,
+        mailbox: Mailbox | None = None,
+    ) -> None:
+        self.config = config
+        self.audiences = audiences
+        self.clock = clock
+        self.key = Ed25519KeyPair.from_seed(config.key_seed) if config.key_seed else Ed25519KeyPair.generate()
+        self._mailbox = mailbox
+        self.state: RelayState | None = None
+        self.connections = 0
+        self.app = Starlette(
+            routes=[
+                WebSocketRoute("/", self.websocket),
+                Route(spec.RELAY_HTTP_PATH_RPC, self.rpc, methods=["POST"]),
+                Route(spec.RELAY_HTTP_PATH_HEALTH, self.health, methods=["GET"]),
+                Route(spec.RELAY_HTTP_PATH_PUBLIC_KEY, self.public_key, methods=["GET"]),
+            ],
+            lifespan=self.lifespan,
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        mailbox = self._mailbox or await open_mailbox(self.config.database_url, self.config.limits.mailbox_per_topic)
+        self.state = RelayState(mailbox, limits=self.config.limits)
+        purger = asyncio.create_task(self._purge_loop(self.state))
+        try:
+            yield
+        finally:
+            purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purger
+            await mailbox.close()
+
+    async def _purge_loop(self, state: RelayState) -> None:
+        """Delete expired messages and acks, and forget idle rate-limit buckets, every purge_interval."""
+        while True:
+            await asyncio.sleep(self.config.purge_interval)
+            try:
+                now = self.clock()
+                await state.mailbox.purge(now)
+                state.prune_buckets(now)
+            except Exception:  # a failed sweep is retried on the next tick; reads skip expired rows anyway
+                log.exception("relay mailbox purge failed")
+
+    def _state(self) -> RelayState:
+        if self.state is None:
+            raise RuntimeError("the relay app is not started (lifespan did not run)")
+        return self.state
+
+    # -- WebSocket
+
+    async def websocket(self, ws: WebSocket) -> None:
+        token = ws.query_params.get(spec.RELAY_AUTH_QUERY_PARAM) or bearer_token(ws.headers.get("authorization"))
+        try:
+            client_id = authenticate(token, now=int(self.clock()), audiences=self.audiences)
+        except RelayAuthError as exc:
+            if "websocket.http.response" in ws.scope.get("extensions", {}):
+                await ws.send_denial_response(PlainTextResponse(exc.reason, status_code=401))
+            else:  # a server without the denial extension: accept and close with the fatal auth code
+                await ws.accept()
+                await ws.close(spec.WS_CLOSE_AUTH_FATAL, exc.reason[:120])
+            return
+        state = self._state()
+        await ws.accept()
+        outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
+        limit = state.limits.max_outbox
+        overflowed = False
+
+        def emit(frame: bytes) -> None:
+            nonlocal overflowed
+            if overflowed:
+                return
+            if outbox.qsize() >= limit:
+                overflowed = True
+                outbox.put_nowait(None)
+                return
+            outbox.put_nowait(frame)
+
+        session = RelaySession(state, client_id, emit)
+        writer = asyncio.create_task(self._writer(ws, outbox))
+        self.connections += 1
+        try:
+            while True:
+                message = await ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                text = message.get("text")
+                data: str | bytes = text if text is not None else (message.get("bytes") or b"")
+                await session.receive(data, self.clock())
+        finally:
+            self.connections -= 1
+            session.close()
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await writer
+
+    @staticmethod
+    async def _writer(ws: WebSocket, outbox: asyncio.Queue[bytes | None]) -> None:
+        """Send queued frames in order; a None means the client fell too far behind: close it."""
+        while True:
+            frame = await outbox.get()
+            if frame is None:
+                await ws.close(1013, "too slow: reconnect and subscribe again")
+                return
+            await ws.send({"type": "websocket.send", "text": frame.decode()})
+
+    # -- HTTP
+
+    async def rpc(self, request: Request) -> Response:
+        try:
+            client_id = authenticate(
+                bearer_token(request.headers.get("authorization")), now=int(self.clock()), audiences=self.audiences
+            )
+        except RelayAuthError as exc:
+            return JSONResponse({"error": exc.reason}, status_code=401)
+        state = self._state()
+        cap = state.limits.max_frame_bytes
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > cap:
+                return JSONResponse({"error": f"request body over {cap} bytes"}, status_code=413)
+        frames: list[bytes] = []
+        session = RelaySession(state, client_id, frames.append, live=False)
+        await session.receive(bytes(body), self.clock())
+        return Response(frames[0] if frames else b"", media_type="application/json")
+
+    async def health(self, _request: Request) -> Response:
+        return Response(orjson.dumps({"status": "ok", "connections": self.connections}), media_type="application/json")
+
+    async def public_key(self, _request: Request) -> Response:
+        return PlainTextResponse(self.key.public_key.hex())
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket (port 0: a free one), bound before uvicorn starts so the port is known."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+class RelayServer:
+    """A running relay node: ``async with RelayServer(config) as relay: relay.ws_url …``."""
+
+    def __init__(self, config: RelayConfig, *, clock: Clock = time.time, mailbox: Mailbox | None = None) -> None:
+        self.config = config
+        self.clock = clock
+        self._mailbox = mailbox
+        self.sock = bind_socket(config.host, config.port)
+        self.port: int = self.sock.getsockname()[1]
+        self.relay = RelayApp(
+            config, default_audiences(config.host, self.port, config.public_urls), clock=clock, mailbox=mailbox
+        )
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def host_for_clients(self) -> str:
+        return "127.0.0.1" if self.config.host in ("0.0.0.0", "") else self.config.host
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host_for_clients}:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.host_for_clients}:{self.port}"
+
+    def _uvicorn(self, log_level: str = "warning") -> uvicorn.Server:
+        limits = self.config.limits
+        uconfig = uvicorn.Config(
+            self.relay.app,
+            log_level=log_level,
+            lifespan="on",
+            ws_max_size=limits.max_frame_bytes,
+            ws_ping_interval=self.config.ping_interval,
+            ws_ping_timeout=self.config.ping_timeout,
+            ws_per_message_deflate=False,
+            access_log=False,
+        )
+        return uvicorn.Server(uconfig)
+
+    async def start(self) -> None:
+        self._server = self._uvicorn()
+        self._task = asyncio.create_task(self._server.serve(sockets=[self.sock]))
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()  # raises the startup error
+                raise RuntimeError("relay stopped during startup")
+            if time.monotonic() > deadline:
+                raise TimeoutError("relay did not start within 10 s")
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await self._task
+        self.sock.close()
+
+    async def __aenter__(self) -> RelayServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.stop()
+
+    def run(self, log_level: str = "info") -> None:
+        """Serve until interrupted (the CLI)."""
+        server = self._uvicorn(log_level)
+        server.run(sockets=[self.sock])
+
+
+def describe(config: RelayConfig) -> dict[str, Any]:
+    """A short summary of a configuration for the startup log line."""
+    return {"host": config.host, "port": config.port, "database": config.database_url or "memory"}

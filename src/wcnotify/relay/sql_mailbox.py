@@ -1,0 +1,213 @@
+"""The mailbox in SQL (SQLAlchemy Core, async): SQLite (WAL) for one node, PostgreSQL for several.
+
+Two tables: ``relay_messages`` (one row per ``(topic, message_id)``, ``seq`` giving publish order) and
+``relay_acks`` (one row per client and message received). ``put`` runs in one transaction and commits
+before it returns, so a relay that answered ``true`` still has the message after ``kill -9``. SQLite runs
+in WAL mode with ``synchronous=NORMAL``: a committed transaction survives the process dying (not a power
+cut, which would need ``FULL``). Expired rows are deleted by ``purge``; reads ignore them meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    and_,
+    delete,
+    event,
+    exists,
+    func,
+    select,
+    tuple_,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from wcnotify.relay.mailbox import MailboxFullError, StoredMessage
+
+metadata = MetaData()
+
+messages = Table(
+    "relay_messages",
+    metadata,
+    Column("seq", Integer().with_variant(BigInteger(), "postgresql"), primary_key=True, autoincrement=True),
+    Column("topic", String(64), nullable=False),
+    Column("message_id", String(64), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("tag", BigInteger, nullable=False),
+    Column("published_at", BigInteger, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("publisher", String(128), nullable=False),
+    Column("prompt", Boolean, nullable=False, default=False),
+    UniqueConstraint("topic", "message_id", name="uq_relay_messages_topic_id"),
+    Index("ix_relay_messages_topic_seq", "topic", "seq"),
+    Index("ix_relay_messages_expires", "expires_at"),
+)
+
+acks = Table(
+    "relay_acks",
+    metadata,
+    Column("client", String(128), primary_key=True),
+    Column("topic", String(64), primary_key=True),
+    Column("message_id", String(64), primary_key=True),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_relay_acks_expires", "expires_at"),
+)
+
+_SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=5000")
+
+
+def async_url(url: str) -> str:
+    """``sqlite:///x`` -> ``sqlite+aiosqlite:///x``; ``postgresql://`` -> ``postgresql+asyncpg://``."""
+    if url.startswith("sqlite:"):
+        return "sqlite+aiosqlite:" + url[len("sqlite:") :]
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    return url
+
+
+class SqlMailbox:
+    """:class:`~wcnotify.relay.mailbox.Mailbox` over an async SQLAlchemy engine."""
+
+    def __init__(self, engine: AsyncEngine, per_topic_cap: int) -> None:
+        self.engine = engine
+        self.per_topic_cap = per_topic_cap
+        self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+
+    @classmethod
+    async def open(cls, url: str, per_topic_cap: int) -> SqlMailbox:
+        """Connect, switch SQLite to WAL, and create the tables if they are missing."""
+        engine = create_async_engine(async_url(url))
+        if engine.dialect.name == "sqlite":
+
+            @event.listens_for(engine.sync_engine, "connect")
+            def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+                cursor = dbapi_connection.cursor()
+                for pragma in _SQLITE_PRAGMAS:
+                    cursor.execute(pragma)
+                cursor.close()
+
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        return cls(engine, per_topic_cap)
+
+    async def put(self, batch: Sequence[StoredMessage], now: float) -> list[bool]:
+        topics = sorted({m.topic for m in batch})
+        async with self.engine.begin() as conn:
+            # expired rows of these topics go first, so they neither count nor block a re-publish
+            await conn.execute(delete(messages).where(messages.c.topic.in_(topics), messages.c.expires_at <= now))
+            keys = list({(m.topic, m.message_id) for m in batch})
+            present: set[tuple[str, str]] = set()
+            for start in range(0, len(keys), 200):
+                chunk = keys[start : start + 200]
+                rows = await conn.execute(
+                    select(messages.c.topic, messages.c.message_id).where(
+                        tuple_(messages.c.topic, messages.c.message_id).in_(chunk)
+                    )
+                )
+                present.update((r.topic, r.message_id) for r in rows)
+            new_rows: list[dict[str, Any]] = []
+            adding: dict[str, int] = {}
+            flags: list[bool] = []
+            for m in batch:
+                key = (m.topic, m.message_id)
+                if key in present:
+                    flags.append(False)
+                    continue
+                present.add(key)
+                flags.append(True)
+                adding[m.topic] = adding.get(m.topic, 0) + 1
+                new_rows.append(
+                    {
+                        "topic": m.topic, "message_id": m.message_id, "message": m.message, "tag": m.tag,
+                        "published_at": m.published_at, "expires_at": m.expires_at, "publisher": m.publisher,
+                        "prompt": m.prompt,
+                    }
+                )
+            if not new_rows:
+                return flags
+            counts = await conn.execute(
+                select(messages.c.topic, func.count())
+                .where(messages.c.topic.in_(list(adding)))
+                .group_by(messages.c.topic)
+            )
+            for topic, count in counts:
+                if count + adding[topic] > self.per_topic_cap:
+                    raise MailboxFullError(topic, self.per_topic_cap)
+            for topic, count in adding.items():
+                if count > self.per_topic_cap:
+                    raise MailboxFullError(topic, self.per_topic_cap)
+            await conn.execute(messages.insert(), new_rows)
+        return flags
+
+    async def pending(self, client: str, topics: Sequence[str], now: float, limit: int) -> list[StoredMessage]:
+        acked = exists().where(
+            and_(acks.c.client == client, acks.c.topic == messages.c.topic, acks.c.message_id == messages.c.message_id)
+        )
+        query = (
+            select(messages)
+            .where(
+                messages.c.topic.in_(list(topics)),
+                messages.c.expires_at > now,
+                messages.c.publisher != client,
+                ~acked,
+            )
+            .order_by(messages.c.seq)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        found = [
+            StoredMessage(
+                r.topic, r.message, r.message_id, r.tag, r.published_at, r.expires_at, r.publisher, bool(r.prompt)
+            )
+            for r in rows
+        ]
+        if len(topics) > 1:  # keep topics in the order asked, each in publish order
+            rank = {t: i for i, t in enumerate(topics)}
+            found.sort(key=lambda m: rank[m.topic])
+        return found
+
+    async def ack(self, client: str, receipts: Iterable[tuple[str, str]], now: float) -> None:
+        keys = list(dict.fromkeys(receipts))
+        if not keys:
+            return
+        async with self.engine.begin() as conn:
+            for start in range(0, len(keys), 200):
+                chunk = keys[start : start + 200]
+                rows = (
+                    await conn.execute(
+                        select(messages.c.topic, messages.c.message_id, messages.c.expires_at).where(
+                            tuple_(messages.c.topic, messages.c.message_id).in_(chunk), messages.c.expires_at > now
+                        )
+                    )
+                ).all()
+                if not rows:
+                    continue
+                values = [
+                    {"client": client, "topic": r.topic, "message_id": r.message_id, "expires_at": r.expires_at}
+                    for r in rows
+                ]
+                await conn.execute(self._insert(acks).values(values).on_conflict_do_nothing())
+
+    async def purge(self, now: float) -> int:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(delete(messages).where(messages.c.expires_at <= now))
+            await conn.execute(delete(acks).where(acks.c.expires_at <= now))
+        return int(result.rowcount or 0)
+
+    async def close(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,193 @@
+"""Every relay limit and error code over a real socket, malformed input, and a random-frame fuzz that must
+not disturb another client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+
+import orjson
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from wcnotify.relay.limits import RelayLimits
+from wcnotify.relay.server import RelayConfig, RelayServer
+from wcnotify.relay.testing import RawRelayPeer, random_topic
+from wcnotify.spec import RELAY_MAX_TTL, RELAY_MIN_TTL
+
+
+def pub(topic: str, message: str = "m", ttl: int = 300, tag: int = 1) -> dict[str, object]:
+    return {"topic": topic, "message": message, "ttl": ttl, "tag": tag}
+
+
+async def test_limits_answer_with_codes_and_tags() -> None:
+    limits = RelayLimits(mailbox_per_topic=3, max_batch=4)
+    async with RelayServer(RelayConfig(port=0, limits=limits)) as relay, await RawRelayPeer.open(relay.ws_url) as c:
+        topic = random_topic()
+        cases = [
+            ("irn_publish", pub("ab" * 32 + "0"), -32602, "InvalidTopic"),
+            ("irn_publish", pub("AB" * 32), -32602, "InvalidTopic"),
+            ("irn_subscribe", {"topic": "xyz"}, -32602, "InvalidTopic"),
+            ("irn_publish", pub(topic, ttl=RELAY_MIN_TTL - 1), -32000, "TtlTooShort"),
+            ("irn_publish", pub(topic, ttl=RELAY_MAX_TTL + 1), -32000, "TtlTooLong"),
+            ("irn_publish", pub(topic, message="x" * 98_305), -32602, "MessageTooLarge"),
+            ("irn_batchPublish", {"messages": []}, -32602, "BatchEmpty"),
+            ("irn_batchSubscribe", {"topics": [topic] * 5}, -32602, "BatchLimitExceeded"),
+            ("irn_batchFetchMessages", {"topics": []}, -32602, "BatchEmpty"),
+            ("irn_batchReceive", {"receipts": [{"topic": topic, "messageId": "x"}] * 5}, -32602, "BatchLimitExceeded"),
+        ]
+        for method, params, code, tag in cases:
+            answer = await c.call(method, params)
+            assert answer["error"]["code"] == code, (method, answer)
+            assert answer["error"]["data"] == tag, (method, answer)
+            assert answer["error"]["message"]
+        # exactly at the bounds is fine
+        assert (await c.call("irn_publish", pub(topic, "x" * 98_304, ttl=RELAY_MIN_TTL)))["result"] is True
+        assert (await c.call("irn_publish", pub(topic, "y", ttl=RELAY_MAX_TTL)))["result"] is True
+        assert (await c.call("irn_publish", pub(topic, "z")))["result"] is True
+        full = await c.call("irn_publish", pub(topic, "one too many"))
+        assert full["error"] == {
+            "code": -32000, "message": full["error"]["message"], "data": "MailboxLimitExceeded"
+        }
+        # a whole batch is refused when it would overflow, and nothing of it is stored
+        other = random_topic()
+        over = await c.call("irn_batchPublish", {"messages": [pub(other, f"b{i}") for i in range(4)]})
+        assert over["error"]["data"] == "MailboxLimitExceeded"
+        fetched = await c.call("irn_fetchMessages", {"topic": other})
+        assert fetched["result"]["messages"] == []
+
+
+async def test_wrong_types_and_unknown_methods_keep_the_connection() -> None:
+    async with RelayServer(RelayConfig(port=0)) as relay, await RawRelayPeer.open(relay.ws_url) as c:
+        topic = random_topic()
+        bad_params = [
+            ("irn_publish", None), ("irn_publish", [topic]), ("irn_publish", {"topic": topic}),
+            ("irn_publish", {**pub(topic), "message": 5}), ("irn_publish", {**pub(topic), "ttl": "300"}),
+            ("irn_publish", {**pub(topic), "ttl": True}), ("irn_publish", {**pub(topic), "tag": -1}),
+            ("irn_publish", {**pub(topic), "tag": 2**32}), ("irn_subscribe", {"topic": 7}),
+            ("irn_batchSubscribe", {"topics": "abc"}), ("irn_batchReceive", {"receipts": [{"topic": topic}]}),
+            ("irn_batchUnsubscribe", {"subscriptions": ["x"]}), ("irn_batchPublish", {"messages": [1]}),
+        ]
+        for method, params in bad_params:
+            answer = await c.call(method, params)
+            assert answer["error"]["code"] == -32602, (method, params, answer)
+        unknown = await c.call("irn_teleport", {})
+        assert unknown["error"]["code"] == -32601
+        assert (await c.call("eth_chainId", []))["error"]["code"] == -32601
+        for frame, code in [
+            ("{not json", -32700), ("[]", -32600), ("[1,2]", -32600), ("42", -32600), ('"x"', -32600),
+            ('{"id":1,"method":"irn_subscribe"}', -32600), ('{"jsonrpc":"2.0","method":"irn_subscribe"}', -32600),
+            ('{"id":1.5,"jsonrpc":"2.0","method":"x"}', -32600), ('{"id":1,"jsonrpc":"2.0","method":""}', -32600),
+            ('{"id":1,"jsonrpc":"2.0","method":"irn_publish","params":3}', -32600), (b"\xff\xfe", -32700),
+        ]:
+            await c.send_raw(frame)
+            error = await c.unmatched()
+            assert error["error"]["code"] == code, (frame, error)
+        # still serving
+        assert isinstance((await c.call("irn_subscribe", {"topic": topic}))["result"], str)
+
+
+async def test_rate_limit_3001_then_recovers() -> None:
+    limits = RelayLimits(rate_per_second=20.0, rate_burst=10)
+    async with RelayServer(RelayConfig(port=0, limits=limits)) as relay, await RawRelayPeer.open(relay.ws_url) as c:
+        answers = [await c.call("irn_fetchMessages", {"topic": random_topic()}) for _ in range(15)]
+        limited = [a for a in answers if "error" in a]
+        assert limited, "the bucket of 10 must run dry within 15 quick requests"
+        assert all(a["error"]["code"] == 3001 for a in limited)
+        await asyncio.sleep(0.3)
+        assert "result" in await c.call("irn_fetchMessages", {"topic": random_topic()})
+        # the bucket is per client id: a second connection of the same key shares it
+        async with await RawRelayPeer.open(relay.ws_url, c.key) as twin:
+            results = [await twin.call("irn_fetchMessages", {"topic": random_topic()}) for _ in range(15)]
+            assert any("error" in r for r in results)
+
+
+async def test_oversized_frame_closes_that_socket_only() -> None:
+    limits = RelayLimits(max_frame_bytes=200_000)
+    async with RelayServer(RelayConfig(port=0, limits=limits)) as relay:
+        big = await RawRelayPeer.open(relay.ws_url, max_size=None)
+        async with big, await RawRelayPeer.open(relay.ws_url) as other:
+            await big.send_raw("x" * 300_000)
+            await asyncio.wait_for(big.ws.wait_closed(), 5)
+            assert big.ws.close_code == 1009
+            assert "result" in await other.call("irn_subscribe", {"topic": random_topic()})
+
+
+def random_frame(rng: random.Random, topic: str) -> str | bytes:
+    """One hostile frame: broken JSON, wrong shapes, wrong types, or a plausible request with a twist."""
+    methods = ["irn_publish", "irn_subscribe", "irn_batchSubscribe", "irn_fetchMessages", "irn_batchReceive",
+               "irn_unsubscribe", "irn_batchPublish", "waku_subscribe", "nope", "", "irn_subscription"]
+    values: list[object] = [None, True, 0, -1, 2**64 - 1, 1.5, "", "x" * rng.randint(0, 300), topic, [], {}, [topic],
+                            {"topic": topic}, "ab" * 32]
+    kind = rng.randrange(6)
+    if kind == 0:
+        return bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 64)))
+    if kind == 1:
+        text = orjson.dumps({"id": rng.randint(1, 10**9), "jsonrpc": "2.0", "method": rng.choice(methods)}).decode()
+        cut = rng.randint(0, len(text))
+        return text[:cut] + "".join(rng.choice('{}[]",:0x') for _ in range(rng.randint(0, 5)))
+    if kind == 2:
+        return orjson.dumps(rng.choice(values)).decode()
+    obj: dict[str, object] = {"id": rng.choice([rng.randint(1, 10**12), str(rng.randint(1, 10**9)), None, 1.5])}
+    if rng.random() < 0.9:
+        obj["jsonrpc"] = rng.choice(["2.0", "2.0", "1.0", 2])
+    obj["method"] = rng.choice([*methods, rng.choice(values)])
+    if kind == 3:
+        obj["params"] = {k: rng.choice(values) for k in rng.sample(["topic", "message", "ttl", "tag", "topics",
+                                                                    "messages", "receipts", "prompt"], 3)}
+    elif kind == 4:
+        obj["params"] = {"topic": topic, "message": "f" * rng.randint(0, 50), "ttl": rng.choice([300, 0, 10**10]),
+                         "tag": rng.choice([0, 1, -5, "t"])}
+    else:
+        obj = {"id": rng.randint(1, 10**9), "jsonrpc": "2.0", rng.choice(["result", "error"]): rng.choice(values)}
+    return orjson.dumps(obj).decode()
+
+
+async def test_two_thousand_random_frames_get_answers_while_another_client_is_served() -> None:
+    rng = random.Random(20240501)
+    deadline = time.monotonic() + 30
+    async with RelayServer(RelayConfig(port=0)) as relay:
+        topic = random_topic()
+        async with await RawRelayPeer.open(relay.ws_url) as fuzzer, await RawRelayPeer.open(
+            relay.ws_url
+        ) as sub, await RawRelayPeer.open(relay.ws_url) as pub_peer:
+            await sub.call("irn_subscribe", {"topic": topic})
+            sent = 0
+            for i in range(2_100):
+                assert time.monotonic() < deadline
+                await fuzzer.send_raw(random_frame(rng, topic))
+                sent += 1
+                if i % 100 == 0:  # the bystander keeps being served throughout
+                    await pub_peer.call("irn_publish", pub(topic, f"live-{i}"))
+                    for _ in range(200):  # the fuzzer publishes valid messages on the topic too
+                        push = await sub.push()
+                        await sub.ack(push)
+                        if push["params"]["data"]["message"] == f"live-{i}":
+                            break
+                    else:
+                        pytest.fail(f"live-{i} never arrived")
+            # the fuzzer's connection survived and still answers
+            final = await fuzzer.call("irn_fetchMessages", {"topic": random_topic()}, timeout=10)
+            assert final["result"] == {"messages": [], "hasMore": False}
+            assert sent >= 2_000
+            # every answer the fuzzer got is well-formed JSON-RPC
+            for frame in fuzzer.frames:
+                assert frame.get("jsonrpc") == "2.0"
+                if "error" in frame:
+                    assert isinstance(frame["error"]["code"], int) and isinstance(frame["error"]["message"], str)
+            assert not fuzzer.ws.close_code
+
+
+@pytest.mark.parametrize("method", ["irn_subscribe", "irn_batchSubscribe"])
+async def test_subscribe_answers_even_when_closed_right_after(method: str) -> None:
+    async with RelayServer(RelayConfig(port=0)) as relay:
+        c = await RawRelayPeer.open(relay.ws_url)
+        params = {"topic": random_topic()} if method == "irn_subscribe" else {"topics": [random_topic()]}
+        await c.send_raw(orjson.dumps({"id": 1, "jsonrpc": "2.0", "method": method, "params": params}).decode())
+        await c.close()
+        async with await RawRelayPeer.open(relay.ws_url) as other:
+            assert "result" in await other.call("irn_fetchMessages", {"topic": random_topic()})
+        with contextlib.suppress(ConnectionClosed):
+            await c.ws.send("x")
