@@ -21,7 +21,8 @@ Rules (protocol.md §2, interop.md):
   client repeating fetch while ``hasMore`` would loop on the same page).
 * Error codes: shape errors (wrong JSON-RPC, wrong param types) are -32600/-32601/-32602; a limit the
   protocol names is reported with the code in :data:`ERROR_CODES` and its ``RelayErrorTag`` in ``data``;
-  a rate-limited request gets 3001. Nothing a client sends ends its connection.
+  a rate-limited frame gets 3001 (answers to the relay's pushes are never limited). Nothing a client
+  sends ends its connection.
 """
 
 from __future__ import annotations
@@ -75,6 +76,10 @@ class RelayRpcError(Exception):
 
     def to_error(self, request_id: jsonrpc.JsonRpcId | None) -> jsonrpc.Error:
         return jsonrpc.Error(request_id, self.code, self.message, self.data)
+
+
+def _too_many() -> RelayRpcError:
+    return RelayRpcError.tagged(RelayErrorTag.TOO_MANY_REQUESTS, "too many requests; slow down and retry")
 
 
 def subscription_id(topic: str, client_id: str) -> str:
@@ -238,8 +243,9 @@ class RelaySession:
         """Handle one frame from the client; every answer goes to ``emit``."""
         try:
             msg = jsonrpc.parse_message(frame, max_bytes=self.state.limits.max_frame_bytes)
-        except jsonrpc.JsonRpcError as exc:
-            self.emit(jsonrpc.encode(exc.to_error()))
+        except jsonrpc.JsonRpcError as exc:  # garbage costs a token like a request, or it would be free to flood
+            error = exc.to_error() if self.state.allow(self.client_id, now) else _too_many().to_error(exc.id)
+            self.emit(jsonrpc.encode(error))
             return
         if isinstance(msg, jsonrpc.Request):
             await self._request(msg, now)
@@ -251,7 +257,7 @@ class RelaySession:
     async def _request(self, request: jsonrpc.Request, now: float) -> None:
         try:
             if not self.state.allow(self.client_id, now):
-                raise RelayRpcError.tagged(RelayErrorTag.TOO_MANY_REQUESTS, "too many requests; slow down and retry")
+                raise _too_many()
             method = canonical_method(request.method)
             handler = _HANDLERS.get(method) if method is not None else None
             if handler is None:
