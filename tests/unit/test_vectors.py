@@ -13,7 +13,15 @@ from typing import Any
 import pytest
 
 from wcnotify.protocol import crypto
-from wcnotify.protocol.cacao import Cacao, CacaoPayload, identity_key, recover_eip191, sign_eip191, siwe_message, verify_cacao
+from wcnotify.protocol.cacao import (
+    Cacao,
+    CacaoPayload,
+    identity_key,
+    recover_eip191,
+    sign_eip191,
+    siwe_message,
+    verify_cacao,
+)
 from wcnotify.protocol.did import Account, build_did_document, encode_did_key, parse_did_document
 from wcnotify.protocol.jwt import NotifySubscriptionClaims, RelayAuthClaims, decode_jwt, encode_jwt, verify_jwt
 from wcnotify.protocol.sync import derive_store, store_path, sync_entropy, sync_message, sync_mnemonic

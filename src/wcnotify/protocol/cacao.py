@@ -47,7 +47,7 @@ from wcnotify.spec import (
 
 _MAX_FIELD = 4096
 _MAX_RESOURCES = 32
-_SIGNATURE = re.compile(r"^(0x)?[0-9a-fA-F]{130}$")
+_SIGNATURE = re.compile(r"^(0x)?[0-9a-fA-F]{130}\Z")
 
 
 class CacaoError(ValueError):
@@ -128,7 +128,10 @@ class CacaoPayload:
             request_id=_opt_str(data, "requestId"),
             resources=None if resources is None else tuple(resources),
         )
-        if any("\n" in v for v in (payload.domain, payload.iss, payload.aud, payload.nonce, payload.iat)):
+        texts = (payload.domain, payload.iss, payload.aud, payload.version, payload.nonce, payload.iat,
+                 payload.statement, payload.exp, payload.nbf, payload.request_id, *(payload.resources or ()))
+        if any(v is not None and ("\n" in v or "\r" in v) for v in texts):
+            # EIP-4361 is line-based: a line break in any field could make two payloads share one text
             raise CacaoFormatError("CACAO fields may not contain line breaks")
         try:
             payload.account  # noqa: B018 - validates iss
@@ -297,6 +300,8 @@ def recover_eip191(message: str, signature: str) -> str:
     if not isinstance(signature, str) or not _SIGNATURE.match(signature):
         raise CacaoSignatureError("EIP-191 signature must be 65 bytes of hex")
     raw = bytearray(bytes.fromhex(signature.removeprefix("0x")))
+    if raw[64] not in (0, 1, 27, 28):
+        raise CacaoSignatureError("EIP-191 signature recovery id must be 0, 1, 27 or 28")
     raw[64] = raw[64] % 27 + 27
     try:
         return str(EthAccount.recover_message(encode_defunct(text=message), signature=bytes(raw)))
@@ -349,7 +354,10 @@ def identity_key(payload: CacaoPayload) -> str:
     ``aud`` itself, a ``walletconnect_identity_key`` parameter of an ``aud`` URL, or the first resource."""
     candidates: list[str] = [payload.aud]
     if not payload.aud.startswith(DID_KEY_PREFIX):
-        values = parse_qs(urlsplit(payload.aud).query).get(IDENTITY_KEY_URL_PARAM, [])
+        try:
+            values = parse_qs(urlsplit(payload.aud).query).get(IDENTITY_KEY_URL_PARAM, [])
+        except ValueError:  # urlsplit refuses e.g. an unclosed "[" (IPv6) host
+            values = []
         candidates += [v if v.startswith(DID_KEY_PREFIX) else DID_KEY_PREFIX + v for v in values]
     if payload.resources:
         candidates.append(payload.resources[0])
@@ -376,7 +384,9 @@ class Authorization:
 
 def authorization(payload: CacaoPayload) -> Authorization:
     """Read the grant from the ReCap when the last resource is one, else from the statement."""
-    statement = payload.statement
+    # the statement as signed: identity-keys leaves ``statement`` empty in ReCap registrations, and the
+    # ReCap sentence that the signed text carries is then the whole statement
+    statement = full_statement(payload)
     if not statement:
         raise CacaoAuthorizationError("CACAO has no statement")
     recap = _last_recap(payload)
@@ -391,6 +401,9 @@ def authorization(payload: CacaoPayload) -> Authorization:
         for ability in abilities:
             if ability.startswith("manage/") and ability.endswith(RECAP_ABILITY_DOMAIN_SUFFIX):
                 domain = ability[len("manage/") : -len(RECAP_ABILITY_DOMAIN_SUFFIX)]
+                if domain.lower() != payload.domain.lower():
+                    # a page at one domain must not obtain a grant for another
+                    raise CacaoAuthorizationError(f"ReCap grants {domain!r} but the CACAO is for {payload.domain!r}")
                 return Authorization(payload.account, False, domain)
         raise CacaoAuthorizationError("ReCap has no Notify manage ability")
     all_apps = STATEMENT_AUTHORIZES_ALL_APPS.get(statement)

@@ -17,7 +17,6 @@ import binascii
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
 
 import base58
 from eth_utils.crypto import keccak
@@ -78,13 +77,15 @@ def decode_did_key(did: str, kind: str = "Ed25519") -> bytes:
         raise DidError(f"unsupported did:key kind {kind!r}")
     if len(raw) != len(codec) + KEY_LENGTH or not raw.startswith(codec):
         raise DidError(f"did:key is not an {kind} key: {did[:80]!r}")
+    if base58.b58encode(raw).decode() != multibase[1:]:  # b58decode ignores trailing whitespace
+        raise DidError(f"did:key is not in canonical form: {did[:80]!r}")
     return raw[len(codec) :]
 
 
 # ----------------------------------------------------------------------------------- CAIP-10 / pkh
 
-_CAIP10 = re.compile(r"^([-a-z0-9]{3,8}):([-_a-zA-Z0-9]{1,32}):([-.%a-zA-Z0-9]{1,128})$")
-_EVM_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_CAIP10 = re.compile(r"^([-a-z0-9]{3,8}):([-_a-zA-Z0-9]{1,32}):([-.%a-zA-Z0-9]{1,128})\Z")
+_EVM_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}\Z")
 
 
 def to_checksum_address(address: str) -> str:
@@ -160,14 +161,14 @@ class Account:
 
 # ------------------------------------------------------------------------------------------ did:web
 
-_DOMAIN = re.compile(r"^[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?$")
+_DOMAIN = re.compile(r"^[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?\Z")
 
 
 def normalize_domain(domain: str) -> str:
     """An app domain (host with an optional port); ``%3A`` is unescaped, and nothing else is allowed."""
     if not isinstance(domain, str):
         raise DidError("domain must be a string")
-    value = unquote(domain) if "%" in domain else domain
+    value = re.sub("%3a", ":", domain, flags=re.IGNORECASE)
     if not _DOMAIN.match(value):
         raise DidError(f"not a domain: {domain[:260]!r}")
     return value.lower()
@@ -199,7 +200,9 @@ def did_web_url(did_or_domain: str) -> str:
 
 def url_did_web(url: str) -> str:
     """The did:web of an ``http(s)://domain[/.well-known/did.json]`` URL."""
-    match = re.match(r"^https?://([^/?#]+)(/\.well-known/did\.json)?/?$", url)
+    if not isinstance(url, str):
+        raise DidError("did:web URL must be a string")
+    match = re.match(r"^https?://([^/?#]+)(/\.well-known/did\.json)?/?\Z", url)
     if match is None:
         raise DidError(f"not a did:web URL: {url[:260]!r}")
     return did_web(match.group(1))
@@ -284,14 +287,14 @@ def parse_did_document(document: object, expected_did: str | None = None) -> Did
     methods = document.get("verificationMethod")
     if not isinstance(methods, list):
         raise DidError("did.json has no verificationMethod list")
-    by_id = {m.get("id"): m for m in methods if isinstance(m, dict)}
+    by_id = {m["id"]: m for m in methods if isinstance(m, dict) and isinstance(m.get("id"), str)}
 
     def key(relation: str, crv: str) -> bytes:
         refs = document.get(relation)
         if not isinstance(refs, list) or not refs:
             raise DidError(f"did.json has no {relation}")
         ref = refs[0]
-        entry = ref if isinstance(ref, dict) else by_id.get(ref)
+        entry = ref if isinstance(ref, dict) else by_id.get(ref) if isinstance(ref, str) else None
         if not isinstance(entry, dict):
             raise DidError(f"did.json {relation}[0] names no verification method")
         jwk = entry.get("publicKeyJwk")

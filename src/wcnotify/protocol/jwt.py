@@ -31,7 +31,16 @@ from wcnotify.protocol.crypto import (
     ed25519_verify,
 )
 from wcnotify.protocol.did import DidError, decode_did_key, encode_did_key
-from wcnotify.spec import JWT_ALG, JWT_LEEWAY, JWT_MAX_LENGTH, JWT_MS_THRESHOLD, JWT_TYP, NOTIFY_MJV, Act
+from wcnotify.spec import (
+    DID_KEY_PREFIX,
+    JWT_ALG,
+    JWT_LEEWAY,
+    JWT_MAX_LENGTH,
+    JWT_MS_THRESHOLD,
+    JWT_TYP,
+    NOTIFY_MJV,
+    Act,
+)
 
 _HEADER = b64url_encode(orjson.dumps({"alg": JWT_ALG, "typ": JWT_TYP}))
 
@@ -133,7 +142,7 @@ def verify_jwt(
         raise JwtFormatError(f"JWT alg must be {JWT_ALG}, got {str(decoded.header.get('alg'))[:20]!r}")
     claims = decoded.claims
     iss = claims.get("iss")
-    if not isinstance(iss, str):
+    if not isinstance(iss, str) or not iss.startswith(DID_KEY_PREFIX):  # decode_did_key also takes bare z6Mk…
         raise JwtSignatureError("JWT has no iss did:key")
     try:
         public_key = decode_did_key(iss)
@@ -152,7 +161,7 @@ def verify_jwt(
         raise JwtClaimError(f"JWT act must be {act!r}, got {str(claims.get('act'))[:60]!r}")
     if aud is not None:
         accepted = {aud} if isinstance(aud, str) else set(aud)
-        if claims.get("aud") not in accepted:
+        if not isinstance(claims.get("aud"), str) or claims["aud"] not in accepted:
             raise JwtClaimError(f"JWT aud {str(claims.get('aud'))[:100]!r} is not the expected audience")
     return claims
 
@@ -338,7 +347,14 @@ class NotifyClaims(Claims):
 
     aud: str
     sub: str
-    mjv: str = "0"
+    mjv: str = NOTIFY_MJV
+
+    @classmethod
+    def from_claims(cls, claims: Mapping[str, Any]) -> Self:
+        # we emit mjv "1"; what a peer omits means "0" (the watcher also gets its own changes)
+        if "mjv" not in claims:
+            claims = {**claims, "mjv": "0"}
+        return super().from_claims(claims)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -346,7 +362,6 @@ class NotifyClientClaims(NotifyClaims):
     """Client → server requests carry the keys server URL the identity is registered at."""
 
     ksu: str
-    mjv: str = NOTIFY_MJV
 
 
 @dataclass(frozen=True, kw_only=True)
