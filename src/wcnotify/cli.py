@@ -69,12 +69,12 @@ def relay(
 
     Example: wcnotify relay --host 127.0.0.1 --port 8080 --database-url sqlite:///relay.db
     """
-    import dataclasses  # noqa: PLC0415 (keep `wcnotify --help` fast)
-    import os  # noqa: PLC0415
-    from pathlib import Path  # noqa: PLC0415
+    import dataclasses
+    import os
+    from pathlib import Path
 
-    from wcnotify.relay.limits import RelayLimits  # noqa: PLC0415
-    from wcnotify.relay.server import RelayConfig, RelayServer  # noqa: PLC0415
+    from wcnotify.relay.limits import RelayLimits
+    from wcnotify.relay.server import RelayConfig, RelayServer
 
     if redis_url:
         console.print("[red]--redis-url is not supported yet[/]: run one relay node with --database-url sqlite:///…")
