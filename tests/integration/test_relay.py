@@ -271,8 +271,8 @@ async def test_http_rpc_with_and_without_auth(relay: RelayServer) -> None:
         assert ok.status_code == 200 and ok.json() == {"id": "7", "jsonrpc": "2.0", "result": True}
         assert (await sub.push())["params"]["data"]["message"] == "h"
         sub_body = orjson.dumps({"id": 8, "jsonrpc": "2.0", "method": "irn_subscribe", "params": {"topic": topic}})
-        refused = (await http.post(relay.http_url + "/rpc", content=sub_body, headers=auth)).json()
-        assert refused["error"]["code"] == -32601 and "WebSocket" in refused["error"]["message"]
+        standing = (await http.post(relay.http_url + "/rpc", content=sub_body, headers=auth)).json()
+        assert standing["result"] == hashlib.sha256((topic + encode_did_key(key.public_key)).encode()).hexdigest()
         garbage = (await http.post(relay.http_url + "/rpc", content=b"{nope", headers=auth)).json()
         assert garbage["error"]["code"] == -32700
         fetch = orjson.dumps({"id": 9, "jsonrpc": "2.0", "method": "irn_fetchMessages", "params": {"topic": topic}})

@@ -15,6 +15,7 @@ from eth_account import Account as EthAccount
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.strategies import JSON
 from wcnotify.protocol.cacao import (
     Authorization,
     Cacao,
@@ -848,16 +849,6 @@ def test_property_random_payloads_round_trip_sign_and_verify(
         verify_cacao(forged, now=NOW)
 
 
-JSON_TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
-JSON_SCALAR = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | JSON_TEXT
-)
-_JSON_1 = JSON_SCALAR | st.lists(JSON_SCALAR, max_size=3) | st.dictionaries(JSON_TEXT, JSON_SCALAR, max_size=3)
-JSON = JSON_SCALAR | st.lists(_JSON_1, max_size=3) | st.dictionaries(JSON_TEXT, _JSON_1, max_size=3)
 
 _VALID = _sign(_payload(exp="2030-01-01T00:00:00Z")).to_dict()
 _VALID_RECAP = _sign(_payload(recaps=True)).to_dict()

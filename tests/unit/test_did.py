@@ -16,6 +16,7 @@ from eth_utils import to_checksum_address as eth_utils_checksum
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.strategies import JSON, JSON_TEXT
 from wcnotify.protocol.crypto import Ed25519KeyPair, X25519KeyPair, topic_of
 from wcnotify.protocol.did import (
     Account,
@@ -45,18 +46,6 @@ from wcnotify.spec import (
 VECTORS = json.loads((Path(__file__).parents[1] / "vectors" / "walletconnect-js.json").read_text())
 
 KEY32 = st.binary(min_size=32, max_size=32)
-# JSON values as orjson can write them (64-bit integers, finite floats, no lone surrogates)
-JSON_TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
-JSON_SCALAR = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | JSON_TEXT
-)
-# two levels of nesting, built by hand: st.recursive is several times slower to draw from
-_JSON_1 = JSON_SCALAR | st.lists(JSON_SCALAR, max_size=3) | st.dictionaries(JSON_TEXT, JSON_SCALAR, max_size=3)
-JSON = JSON_SCALAR | st.lists(_JSON_1, max_size=3) | st.dictionaries(JSON_TEXT, _JSON_1, max_size=3)
 
 
 # ------------------------------------------------------------------------------------------ did:key

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.strategies import JSON, JSON_TEXT
 from wcnotify.protocol.crypto import Ed25519KeyPair, b64decode_lenient, b64url_encode
 from wcnotify.protocol.did import encode_did_key
 from wcnotify.protocol.jwt import (
@@ -802,16 +803,6 @@ def test_token_signed_over_standard_padded_segments_verifies() -> None:
 
 # ------------------------------------------------------------------------------------ property tests
 
-JSON_TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
-JSON_SCALAR = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | JSON_TEXT
-)
-_JSON_1 = JSON_SCALAR | st.lists(JSON_SCALAR, max_size=3) | st.dictionaries(JSON_TEXT, JSON_SCALAR, max_size=3)
-JSON = JSON_SCALAR | st.lists(_JSON_1, max_size=3) | st.dictionaries(JSON_TEXT, _JSON_1, max_size=3)
 
 FLIP_TOKENS = [
     _instance(NotifySubscriptionClaims).sign(KEY),
