@@ -122,8 +122,16 @@ class RelayState:
     limits: RelayLimits = field(default_factory=RelayLimits)
     ids: RelayIdGenerator = field(default_factory=RelayIdGenerator)
     buckets: dict[str, TokenBucket] = field(default_factory=dict)
-    # called with every newly stored batch after it is stored (watch webhooks, backplanes)
+    # called with every newly stored batch after it is stored (backplanes)
     on_publish: list[PublishHook] = field(default_factory=list)
+    # the watch webhook service (wcnotify.relay.watch.WatchService) when the node has one
+    watch: Any = None
+    # topic -> client ids subscribed over POST /rpc (no socket: they fetch, or are told by watch webhooks)
+    http_subscriptions: dict[str, set[str]] = field(default_factory=dict)
+
+    def subscriber_ids(self, topic: str) -> set[str]:
+        """Every client id subscribed to ``topic``, live or over HTTP."""
+        return self.router.client_ids(topic) | self.http_subscriptions.get(topic, set())
 
     def allow(self, client_id: str, now: float) -> bool:
         """Take one token from ``client_id``'s bucket (shared by all its connections)."""
@@ -262,10 +270,6 @@ class RelaySession:
             handler = _HANDLERS.get(method) if method is not None else None
             if handler is None:
                 raise RelayRpcError(RelayError.METHOD_NOT_FOUND, f"unknown method {request.method[:64]!r}")
-            if method in _LIVE_ONLY and not self.live:
-                raise RelayRpcError(
-                    RelayError.METHOD_NOT_FOUND, f"{method} needs a WebSocket connection; POST /rpc cannot push"
-                )
             result = await handler(self, request.params, now)
         except RelayRpcError as exc:
             self._abort_replays()
@@ -313,6 +317,10 @@ class RelaySession:
 
     async def _subscribe(self, topics: list[str], now: float) -> list[str]:
         """Register ``topics`` with the router (holding live messages), then read their backlogs."""
+        if not self.live:  # POST /rpc: a standing subscription of the client id, nothing is pushed
+            for topic in topics:
+                self.state.http_subscriptions.setdefault(topic, set()).add(self.client_id)
+            return [subscription_id(topic, self.client_id) for topic in topics]
         ids: list[str] = []
         fresh: list[str] = []
         for topic in topics:
@@ -354,6 +362,13 @@ class RelaySession:
                     self._push(m, data, sub_id)
 
     def _unsubscribe(self, topic: str) -> None:
+        if not self.live:
+            clients = self.state.http_subscriptions.get(topic)
+            if clients is not None:
+                clients.discard(self.client_id)
+                if not clients:
+                    del self.state.http_subscriptions[topic]
+            return
         if self.topics.pop(topic, None) is not None:
             self.state.router.remove(topic, self)
         self._replaying.pop(topic, None)
@@ -368,6 +383,8 @@ class RelaySession:
         stored = [m for m, is_new in zip(messages, new, strict=True) if is_new]
         for m in stored:
             self.state.router.route(m)
+        if stored and self.state.watch is not None:
+            self.state.watch.on_stored(stored, self.state.subscriber_ids, now)
         if stored:
             for hook in self.state.on_publish:
                 await hook(stored, now)
@@ -458,12 +475,6 @@ _HANDLERS: dict[RelayMethod | None, Handler] = {
     RelayMethod.BATCH_FETCH_MESSAGES: _h_batch_fetch,
     RelayMethod.BATCH_RECEIVE: _h_batch_receive,
 }
-_LIVE_ONLY = frozenset(
-    {
-        RelayMethod.SUBSCRIBE, RelayMethod.BATCH_SUBSCRIBE, RelayMethod.SUBSCRIBE_BLOCKING,
-        RelayMethod.BATCH_SUBSCRIBE_BLOCKING, RelayMethod.UNSUBSCRIBE, RelayMethod.BATCH_UNSUBSCRIBE,
-    }
-)
 
 
 def register_handler(method: RelayMethod, handler: Handler) -> None:

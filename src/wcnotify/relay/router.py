@@ -48,6 +48,9 @@ class Router:
             if not subs:
                 del self._topics[topic]
 
+    def client_ids(self, topic: str) -> set[str]:
+        return {sub.client_id for sub in self._topics.get(topic, ())}
+
     def subscribers(self, topic: str) -> int:
         return len(self._topics.get(topic, ()))
 

@@ -5,8 +5,9 @@
   "websocket.http.response" extension, which uvicorn implements). Once accepted, every text or binary
   frame is one JSON-RPC message for :class:`~wcnotify.relay.core.RelaySession`; answers and
   ``irn_subscription`` pushes are text frames (the JS client only parses text).
-* ``POST /rpc``: the same methods for servers without a socket (no subscriptions): Bearer JWT, one
-  JSON-RPC request in the body, its answer in the response body.
+* ``POST /rpc``: the same methods for servers without a socket: Bearer JWT, one JSON-RPC request in the
+  body, its answer in the response body. A subscription made here is a standing one of the client id:
+  nothing is pushed, the client fetches or hears of messages through its watch webhook.
 * ``GET /health`` (200 once the app accepts connections), ``GET /public-key`` (hex Ed25519 key of the relay).
 
 uvicorn does the WebSocket keepalive (a ping every ``RELAY_PING_INTERVAL`` s; no pong within
@@ -41,6 +42,7 @@ from wcnotify.relay.core import RelaySession, RelayState
 from wcnotify.relay.limits import RelayLimits
 from wcnotify.relay.mailbox import Mailbox, MemoryMailbox
 from wcnotify.relay.sql_mailbox import SqlMailbox
+from wcnotify.relay.watch import WatchService
 
 log = logging.getLogger("wcnotify.relay")
 
@@ -61,6 +63,7 @@ class RelayConfig:
     purge_interval: float = spec.RELAY_PURGE_INTERVAL
     ping_interval: float = spec.RELAY_PING_INTERVAL
     ping_timeout: float = spec.RELAY_PING_TIMEOUT
+    watch_retry_base: float = 1.0  # seconds before the first webhook retry, doubled per attempt
 
 
 async def open_mailbox(url: str | None, per_topic_cap: int) -> Mailbox:
@@ -103,11 +106,14 @@ class RelayApp:
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         mailbox = self._mailbox or await open_mailbox(self.config.database_url, self.config.limits.mailbox_per_topic)
-        self.state = RelayState(mailbox, limits=self.config.limits)
+        watch = WatchService(self.key, self.audiences, self.clock, retry_base=self.config.watch_retry_base)
+        self.state = RelayState(mailbox, limits=self.config.limits, watch=watch)
+        watch.start()
         purger = asyncio.create_task(self._purge_loop(self.state))
         try:
             yield
         finally:
+            await watch.stop()
             purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purger
@@ -219,6 +225,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # accepted sockets inherit this: without it a response written as headers then body waits ~40 ms for
+    # the peer's delayed ACK (Nagle), which made every /rpc call take 44 ms on loopback
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     sock.listen(2048)
     sock.setblocking(False)
