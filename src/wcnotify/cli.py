@@ -54,7 +54,13 @@ def relay(
         help="Mailbox database: sqlite:///PATH (or postgresql://…). Default: in memory, lost on restart.",
     ),
     redis_url: str | None = typer.Option(
-        None, "--redis-url", envvar="WCNOTIFY_RELAY_REDIS_URL", help="Redis for multi-node relays (not yet)."
+        None, "--redis-url", envvar="WCNOTIFY_RELAY_REDIS_URL",
+        help="Redis (redis://host:6379/0) shared by every relay node: pub/sub routing, and the mailbox unless "
+        "--database-url is given. Run as many nodes as you like behind a load balancer.",
+    ),
+    redis_prefix: str = typer.Option(
+        "wcnotify:relay:", "--redis-prefix", envvar="WCNOTIFY_RELAY_REDIS_PREFIX",
+        help="Prefix of every Redis key and channel; nodes of one relay share it.",
     ),
     public_url: list[str] = typer.Option(  # noqa: B008 (typer reads the default at definition time)
         [], "--public-url", help="A URL clients reach this relay at (accepted as JWT aud); repeatable."
@@ -76,8 +82,9 @@ def relay(
     from wcnotify.relay.limits import RelayLimits
     from wcnotify.relay.server import RelayConfig, RelayServer
 
-    if redis_url:
-        console.print("[red]--redis-url is not supported yet[/]: run one relay node with --database-url sqlite:///…")
+    if redis_url and database_url and database_url.startswith("sqlite"):
+        console.print("[red]--redis-url with a SQLite mailbox[/]: nodes cannot share a SQLite file; "
+                      "drop --database-url (the mailbox goes to Redis) or use postgresql://…")
         raise typer.Exit(2)
     seed: bytes | None = None
     if key_file:
@@ -89,13 +96,15 @@ def relay(
             path.write_text(seed.hex() + "\n")
             path.chmod(0o600)
     config = RelayConfig(
-        host=host, port=port, database_url=database_url, public_urls=tuple(public_url), key_seed=seed,
+        host=host, port=port, database_url=database_url, redis_url=redis_url, redis_prefix=redis_prefix,
+        public_urls=tuple(public_url), key_seed=seed,
         limits=dataclasses.replace(RelayLimits(), mailbox_per_topic=mailbox_cap),
     )
     server = RelayServer(config)
     console.print(
         f"wcnotify relay on ws://{server.host_for_clients}:{server.port} "
-        f"(mailbox: {database_url or 'memory'}; key {server.relay.key.public_key.hex()})"
+        f"(mailbox: {database_url or redis_url or 'memory'}; routing: {'redis' if redis_url else 'in-process'}; "
+        f"key {server.relay.key.public_key.hex()})"
     )
     server.run(log_level=log_level)
 

@@ -254,6 +254,12 @@ RELAY_HTTP_PATH_RPC: Final = "/rpc"
 RELAY_HTTP_PATH_HEALTH: Final = "/health"
 RELAY_HTTP_PATH_PUBLIC_KEY: Final = "/public-key"
 RELAY_AUTH_QUERY_PARAM: Final = "auth"
+# Redis scale-out (wcnotify relay --redis-url): mailbox keys and pub/sub channels share one prefix
+RELAY_REDIS_KEY_PREFIX: Final = "wcnotify:relay:"
+RELAY_REDIS_SUBSCRIBE_TIMEOUT: Final = 5.0  # seconds a subscribe waits for the node's pub/sub to listen
+RELAY_REDIS_RECONNECT_MIN: Final = 0.1  # seconds before re-opening pub/sub after Redis went away, doubled
+RELAY_REDIS_RECONNECT_MAX: Final = 5.0
+RELAY_REDIS_PURGE_BATCH: Final = 500  # topics swept per purge script call (keeps each call short)
 
 
 class WatchType(StrEnum):

@@ -23,12 +23,21 @@ from wcnotify.relay.limits import RelayLimits
 from wcnotify.relay.server import RelayConfig, RelayServer
 from wcnotify.relay.testing import RawRelayPeer, random_topic
 
+from .conftest import RedisService
 
-@pytest.fixture(params=["memory", "sqlite"])
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 async def relay(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RelayServer]:
-    """A relay per test, once with each mailbox backend (the same rules hold for both)."""
-    url = None if request.param == "memory" else f"sqlite:///{tmp_path / 'relay.db'}"
-    async with RelayServer(RelayConfig(port=0, database_url=url)) as server:
+    """A relay per test, once with each mailbox backend (the same rules hold for all).
+
+    ``redis`` is a single node with the Redis mailbox and the Redis pub/sub backplane."""
+    if request.param == "redis":
+        service: RedisService = request.getfixturevalue("redis_service")
+        config = RelayConfig(port=0, redis_url=service.url, redis_prefix=service.prefix)
+    else:
+        url = None if request.param == "memory" else f"sqlite:///{tmp_path / 'relay.db'}"
+        config = RelayConfig(port=0, database_url=url)
+    async with RelayServer(config) as server:
         yield server
 
 

@@ -111,6 +111,7 @@ class RelayIdGenerator:
 
 
 PublishHook = Callable[[Sequence[StoredMessage], float], Awaitable[None]]
+SubscribeHook = Callable[[Sequence[str]], Awaitable[None]]
 
 
 @dataclass
@@ -124,6 +125,9 @@ class RelayState:
     buckets: dict[str, TokenBucket] = field(default_factory=dict)
     # called with every newly stored batch after it is stored (backplanes)
     on_publish: list[PublishHook] = field(default_factory=list)
+    # awaited after topics got their first local subscriber, before their backlog is read (a backplane
+    # waits there until it listens for them, so nothing published meanwhile on another node is missed)
+    on_subscribe: list[SubscribeHook] = field(default_factory=list)
     # the watch webhook service (wcnotify.relay.watch.WatchService) when the node has one
     watch: Any = None
     # topic -> client ids subscribed over POST /rpc (no socket: they fetch, or are told by watch webhooks)
@@ -331,6 +335,9 @@ class RelaySession:
                 self._replaying[topic] = []
                 self.topics[topic] = sub_id
                 self.state.router.add(topic, self)
+        if fresh:
+            for hook in self.state.on_subscribe:
+                await hook(fresh)
         for topic in fresh:
             cap = self.state.limits.mailbox_per_topic
             backlog = await self.state.mailbox.pending(self.client_id, (topic,), now, cap)

@@ -2,7 +2,9 @@
 
 The router never awaits: ``route`` hands each subscriber the message and its ``data`` object serialized once
 (the part of ``irn_subscription`` every receiver shares), and each subscriber frames it and queues it. A
-multi-node relay puts a backplane in front of ``route`` (every node routes to its own connections).
+multi-node relay puts a backplane beside the router: it is told (``listener``) when a topic gets its first
+and loses its last local subscriber, so a node listens only for topics someone on it subscribed to, and it
+calls ``route`` for messages published on other nodes (every node routes to its own connections).
 """
 
 from __future__ import annotations
@@ -25,6 +27,14 @@ class Subscriber(Protocol):
         ...
 
 
+class TopicListener(Protocol):
+    """Told when a topic gets its first local subscriber and when it loses its last (a backplane)."""
+
+    def topic_added(self, topic: str) -> None: ...
+
+    def topic_removed(self, topic: str) -> None: ...
+
+
 def subscription_data(message: StoredMessage) -> bytes:
     """The ``params.data`` of ``irn_subscription``, serialized once per message, in the JS member order."""
     return orjson.dumps(
@@ -37,9 +47,15 @@ class Router:
 
     def __init__(self) -> None:
         self._topics: dict[str, set[Subscriber]] = {}
+        self.listener: TopicListener | None = None
 
     def add(self, topic: str, subscriber: Subscriber) -> None:
-        self._topics.setdefault(topic, set()).add(subscriber)
+        subs = self._topics.get(topic)
+        if subs is None:
+            subs = self._topics[topic] = set()
+            if self.listener is not None:
+                self.listener.topic_added(topic)
+        subs.add(subscriber)
 
     def remove(self, topic: str, subscriber: Subscriber) -> None:
         subs = self._topics.get(topic)
@@ -47,6 +63,8 @@ class Router:
             subs.discard(subscriber)
             if not subs:
                 del self._topics[topic]
+                if self.listener is not None:
+                    self.listener.topic_removed(topic)
 
     def client_ids(self, topic: str) -> set[str]:
         return {sub.client_id for sub in self._topics.get(topic, ())}
@@ -58,12 +76,19 @@ class Router:
     def topic_count(self) -> int:
         return len(self._topics)
 
-    def route(self, message: StoredMessage) -> int:
-        """Deliver ``message`` to every subscriber of its topic except its publisher; return how many."""
+    def topics(self) -> list[str]:
+        """Every topic with at least one local subscriber."""
+        return list(self._topics)
+
+    def route(self, message: StoredMessage, data: bytes | None = None) -> int:
+        """Deliver ``message`` to every subscriber of its topic except its publisher; return how many.
+
+        ``data`` is its ``subscription_data`` when the caller has it already (a backplane received it so)."""
         subs = self._topics.get(message.topic)
         if not subs:
             return 0
-        data = subscription_data(message)
+        if data is None:
+            data = subscription_data(message)
         count = 0
         for sub in tuple(subs):  # a deliver may unsubscribe (slow consumer dropped)
             if sub.client_id != message.publisher:

@@ -29,6 +29,7 @@ from typing import Any
 
 import orjson
 import uvicorn
+from redis.asyncio import Redis as RedisClient
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -41,6 +42,8 @@ from wcnotify.relay.auth import RelayAuthError, authenticate, bearer_token, defa
 from wcnotify.relay.core import RelaySession, RelayState
 from wcnotify.relay.limits import RelayLimits
 from wcnotify.relay.mailbox import Mailbox, MemoryMailbox
+from wcnotify.relay.redis_backplane import RedisBackplane
+from wcnotify.relay.redis_mailbox import RedisMailbox
 from wcnotify.relay.sql_mailbox import SqlMailbox
 from wcnotify.relay.watch import WatchService
 
@@ -55,8 +58,10 @@ class RelayConfig:
 
     host: str = "127.0.0.1"
     port: int = 8080  # 0 picks a free port (tests)
-    database_url: str | None = None  # sqlite:///PATH or postgresql://…; None keeps the mailbox in memory
+    database_url: str | None = None  # sqlite:///PATH, postgresql://… or redis://…; None: in memory (or Redis)
+    # redis://…: route between nodes over Redis pub/sub, and keep the mailbox there unless database_url is set
     redis_url: str | None = None
+    redis_prefix: str = spec.RELAY_REDIS_KEY_PREFIX  # every key and channel of this relay cluster starts so
     public_urls: tuple[str, ...] = ()  # extra URLs clients may name as the JWT aud
     limits: RelayLimits = field(default_factory=RelayLimits)
     key_seed: bytes | None = None  # 32-byte Ed25519 seed of the relay's own key; random when None
@@ -66,13 +71,18 @@ class RelayConfig:
     watch_retry_base: float = 1.0  # seconds before the first webhook retry, doubled per attempt
 
 
-async def open_mailbox(url: str | None, per_topic_cap: int) -> Mailbox:
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+async def open_mailbox(url: str | None, per_topic_cap: int, redis_prefix: str = spec.RELAY_REDIS_KEY_PREFIX) -> Mailbox:
     """The mailbox backend a database URL names (None: in memory)."""
     if url is None or url in ("", "memory", "memory:"):
         return MemoryMailbox(per_topic_cap)
     if url.startswith(("sqlite", "postgres")):
         return await SqlMailbox.open(url, per_topic_cap)
-    raise ValueError(f"unsupported relay database URL {url!r}: use sqlite:///PATH or postgresql://…")
+    if url.startswith(_REDIS_SCHEMES):
+        return await RedisMailbox.open(url, per_topic_cap, redis_prefix)
+    raise ValueError(f"unsupported relay database URL {url!r}: use sqlite:///PATH, postgresql://… or redis://…")
 
 
 class RelayApp:
@@ -92,6 +102,7 @@ class RelayApp:
         self.key = Ed25519KeyPair.from_seed(config.key_seed) if config.key_seed else Ed25519KeyPair.generate()
         self._mailbox = mailbox
         self.state: RelayState | None = None
+        self.backplane: RedisBackplane | None = None
         self.connections = 0
         self.app = Starlette(
             routes=[
@@ -105,14 +116,27 @@ class RelayApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
-        mailbox = self._mailbox or await open_mailbox(self.config.database_url, self.config.limits.mailbox_per_topic)
-        watch = WatchService(self.key, self.audiences, self.clock, retry_base=self.config.watch_retry_base)
-        self.state = RelayState(mailbox, limits=self.config.limits, watch=watch)
+        config = self.config
+        mailbox = self._mailbox or await open_mailbox(
+            config.database_url or config.redis_url, config.limits.mailbox_per_topic, config.redis_prefix
+        )
+        watch = WatchService(self.key, self.audiences, self.clock, retry_base=config.watch_retry_base)
+        self.state = RelayState(mailbox, limits=config.limits, watch=watch)
+        if config.redis_url:
+            backplane = self.backplane = RedisBackplane(
+                RedisClient.from_url(config.redis_url), self.state.router, config.redis_prefix
+            )
+            self.state.router.listener = backplane
+            self.state.on_publish.append(backplane.publish)
+            self.state.on_subscribe.append(backplane.ready)
+            await backplane.start()
         watch.start()
         purger = asyncio.create_task(self._purge_loop(self.state))
         try:
             yield
         finally:
+            if self.backplane is not None:
+                await self.backplane.stop()
             await watch.stop()
             purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -308,4 +332,7 @@ class RelayServer:
 
 def describe(config: RelayConfig) -> dict[str, Any]:
     """A short summary of a configuration for the startup log line."""
-    return {"host": config.host, "port": config.port, "database": config.database_url or "memory"}
+    return {
+        "host": config.host, "port": config.port, "database": config.database_url or config.redis_url or "memory",
+        "redis": config.redis_url,
+    }
