@@ -158,3 +158,24 @@ async def test_memory_mailbox_rules() -> None:
     await box.ack("c", [(T1, m[0].message_id), (T2, "unknown")], NOW)
     assert [x.message for x in await box.pending("c", [T1], NOW, 10)] == ["m1"]
     assert await box.put(m[2:], NOW + 301) == [True]  # the old ones expired, room again
+
+
+class BrokenMailbox(MemoryMailbox):
+    """A mailbox whose storage is away (a Redis restarting): every call raises."""
+
+    async def put(self, messages: Sequence[StoredMessage], now: float) -> list[bool]:
+        raise ConnectionError("storage is restarting")
+
+    async def ack(self, client: str, receipts: Any, now: float) -> None:
+        raise ConnectionError("storage is restarting")
+
+
+async def test_storage_failure_is_answered_with_internal_error_and_the_session_carries_on() -> None:
+    state = RelayState(BrokenMailbox(10))
+    s, wire = session(state, "did:key:a")
+    await s.receive(req("irn_publish", pub(T1, "x"), rid=5), NOW)
+    [answer] = wire.take()
+    assert answer["id"] == 5 and answer["error"]["code"] == -32603
+    await s.receive(orjson.dumps({"id": 123, "jsonrpc": "2.0", "result": True}), NOW)  # an ack that cannot be stored
+    await s.receive(req("irn_subscribe", {"topic": T1}, rid=6), NOW)
+    assert wire.take()[0]["result"] == subscription_id(T1, "did:key:a")

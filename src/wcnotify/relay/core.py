@@ -21,13 +21,15 @@ Rules (protocol.md §2, interop.md):
   client repeating fetch while ``hasMore`` would loop on the same page).
 * Error codes: shape errors (wrong JSON-RPC, wrong param types) are -32600/-32601/-32602; a limit the
   protocol names is reported with the code in :data:`ERROR_CODES` and its ``RelayErrorTag`` in ``data``;
-  a rate-limited frame gets 3001 (answers to the relay's pushes are never limited). Nothing a client
+  a rate-limited frame gets 3001 (answers to the relay's pushes are never limited); a failure of the
+  storage (a database or Redis that is restarting) is -32603 and the client retries. Nothing a client
   sends ends its connection.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +44,8 @@ from wcnotify.relay.router import Router, subscription_data
 from wcnotify.spec import RelayError, RelayErrorTag, RelayMethod
 
 Emit = Callable[[bytes], None]
+
+log = logging.getLogger("wcnotify.relay")
 
 _TOPIC = re.compile(f"[0-9a-f]{{{spec.RELAY_TOPIC_HEX_LENGTH}}}")
 _UINT32_MAX = 2**32 - 1
@@ -279,6 +283,12 @@ class RelaySession:
             self._abort_replays()
             self.emit(jsonrpc.encode(exc.to_error(request.id)))
             return
+        except Exception:  # storage unreachable (Redis restarting, database down): answer, keep the socket
+            log.exception("relay %s failed", request.method[:64])
+            self._abort_replays()
+            error = RelayRpcError(RelayError.INTERNAL, "internal relay error (storage unavailable?); retry later")
+            self.emit(jsonrpc.encode(error.to_error(request.id)))
+            return
         except BaseException:
             self._abort_replays()
             raise
@@ -290,7 +300,10 @@ class RelaySession:
             return
         receipt = self._in_flight.pop(request_id, None)
         if receipt is not None and result is True:
-            await self.state.mailbox.ack(self.client_id, (receipt,), now)
+            try:
+                await self.state.mailbox.ack(self.client_id, (receipt,), now)
+            except Exception as exc:  # the message stays unacknowledged and comes again (at least once)
+                log.warning("relay could not store an ack: %s: %s", type(exc).__name__, exc)
 
     # -- output
 

@@ -57,6 +57,7 @@ class RedisBackplane:
         router: Router,
         prefix: str = spec.RELAY_REDIS_KEY_PREFIX,
         *,
+        node: str | None = None,
         subscribe_timeout: float = spec.RELAY_REDIS_SUBSCRIBE_TIMEOUT,
         reconnect_min: float = spec.RELAY_REDIS_RECONNECT_MIN,
         reconnect_max: float = spec.RELAY_REDIS_RECONNECT_MAX,
@@ -64,7 +65,7 @@ class RedisBackplane:
         self.redis = redis
         self.router = router
         self.prefix = prefix
-        self.node = os.urandom(8).hex()
+        self.node = node or os.urandom(8).hex()  # tells this node's own messages apart on the channel
         self.subscribe_timeout = subscribe_timeout
         self.reconnect_min = reconnect_min
         self.reconnect_max = reconnect_max

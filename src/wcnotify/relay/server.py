@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
@@ -123,9 +124,9 @@ class RelayApp:
         watch = WatchService(self.key, self.audiences, self.clock, retry_base=config.watch_retry_base)
         self.state = RelayState(mailbox, limits=config.limits, watch=watch)
         if config.redis_url:
-            backplane = self.backplane = RedisBackplane(
-                RedisClient.from_url(config.redis_url), self.state.router, config.redis_prefix
-            )
+            node = os.urandom(8).hex()  # also the Redis client name, so an operator can tell nodes apart
+            redis = RedisClient.from_url(config.redis_url, client_name=f"wcnotify-relay:{node}")
+            backplane = self.backplane = RedisBackplane(redis, self.state.router, config.redis_prefix, node=node)
             self.state.router.listener = backplane
             self.state.on_publish.append(backplane.publish)
             self.state.on_subscribe.append(backplane.ready)
