@@ -35,6 +35,14 @@ from wcnotify.spec import RelayMethod
 log = logging.getLogger("wcnotify.relay.client")
 
 
+
+def publish_params(topic: str, message: str, ttl: int, tag: int, prompt: bool) -> dict[str, Any]:
+    """``irn_publish`` params as the JS client writes them: ``prompt`` only when set."""
+    params: dict[str, Any] = {"topic": topic, "message": message, "ttl": ttl, "tag": tag}
+    if prompt:
+        params["prompt"] = True
+    return params
+
 class RelayClientError(Exception):
     """Base of every error the relay clients raise."""
 
@@ -322,10 +330,7 @@ class RelayClient:
         self, topic: str, message: str, *, ttl: int = spec.RELAY_DEFAULT_TTL, tag: int = 0, prompt: bool = False
     ) -> None:
         """Publish (retried across reconnects: the relay stores a message once, so a retry is harmless)."""
-        params: dict[str, Any] = {"topic": topic, "message": message, "ttl": ttl, "tag": tag}
-        if prompt:
-            params["prompt"] = True
-        await self._retrying(RelayMethod.PUBLISH, params)
+        await self._retrying(RelayMethod.PUBLISH, publish_params(topic, message, ttl, tag, prompt))
 
     async def batch_publish(self, messages: Iterable[dict[str, Any]]) -> None:
         """``messages``: dicts with topic, message, ttl, tag (as irn_batchPublish takes them)."""
@@ -412,10 +417,7 @@ class RelayHttpClient:
     async def publish(
         self, topic: str, message: str, *, ttl: int = spec.RELAY_DEFAULT_TTL, tag: int = 0, prompt: bool = False
     ) -> None:
-        params: dict[str, Any] = {"topic": topic, "message": message, "ttl": ttl, "tag": tag}
-        if prompt:
-            params["prompt"] = True
-        await self.request(RelayMethod.PUBLISH, params)
+        await self.request(RelayMethod.PUBLISH, publish_params(topic, message, ttl, tag, prompt))
 
     async def batch_publish(self, messages: Iterable[dict[str, Any]]) -> None:
         await self.request(RelayMethod.BATCH_PUBLISH, {"messages": list(messages)})

@@ -17,6 +17,7 @@ import { fileURLToPath } from "node:url";
 import path from "node:path";
 import { webcrypto } from "node:crypto";
 import fs from "node:fs";
+import { MemoryStorage } from "./memory_storage.mjs";
 
 // interop.md: core 2.12.2 misbehaves with the global WebSocket of newer Node; remove it before any
 // @walletconnect module loads (a no-op on plain Node 20).
@@ -90,27 +91,6 @@ const need = (args, ...names) => {
   for (const n of names) if (args[n] === undefined) throw new Error(`missing argument "${n}"`);
 };
 
-class MemoryStorage {
-  // Implements @walletconnect/keyvaluestorage's IKeyValueStorage in memory.
-  constructor() {
-    this.map = new Map();
-  }
-  async getKeys() {
-    return [...this.map.keys()];
-  }
-  async getEntries() {
-    return [...this.map.entries()];
-  }
-  async getItem(key) {
-    return this.map.get(key);
-  }
-  async setItem(key, value) {
-    this.map.set(key, value);
-  }
-  async removeItem(key) {
-    this.map.delete(key);
-  }
-}
 
 const offlineNotifyClients = new Map();
 function offlineNotifyClient(keyserverUrl, identitySeed) {

@@ -28,6 +28,7 @@ import path from "node:path";
 import readline from "node:readline";
 import { fileURLToPath } from "node:url";
 import { webcrypto } from "node:crypto";
+import { MemoryStorage } from "./memory_storage.mjs";
 
 // interop.md: core 2.12.2 crashes ~31 s after the last frame with Node's global WebSocket.
 delete globalThis.WebSocket;
@@ -74,27 +75,6 @@ const LINES = {
     ),
 };
 
-class MemoryStorage {
-  // @walletconnect/keyvaluestorage's IKeyValueStorage, in memory: nothing is written to disk.
-  constructor() {
-    this.map = new Map();
-  }
-  async getKeys() {
-    return [...this.map.keys()];
-  }
-  async getEntries() {
-    return [...this.map.entries()];
-  }
-  async getItem(key) {
-    return this.map.get(key);
-  }
-  async setItem(key, value) {
-    this.map.set(key, value);
-  }
-  async removeItem(key) {
-    this.map.delete(key);
-  }
-}
 
 const peers = new Map(); // name -> {core, received: [{topic, message, publishedAt}], waiters: Set<fn>}
 const peer = (name) => {
