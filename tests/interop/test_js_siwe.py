@@ -28,7 +28,6 @@ from wcnotify.protocol.cacao import (
     CacaoPayload,
     authorization,
     prepare_registration,
-    prepare_registration_with_recaps,
     recover_eip191,
     sign_eip191,
     siwe_message,
@@ -223,7 +222,8 @@ def test_identity_keys_recaps_siwe_text_equals_python(run_js: RunJs, rng: random
         p = js["payload"]
         assert "statement" not in p
         assert siwe_message(CacaoPayload.from_dict(p)) == js["message"]
-        ours = prepare_registration_with_recaps(
+        ours = prepare_registration(
+            recaps=True,
             account=Account.parse(case["account"]),
             domain=case["domain"],
             identity_public_key=bytes.fromhex(js["identityPublicKey"]),
@@ -233,6 +233,7 @@ def test_identity_keys_recaps_siwe_text_equals_python(run_js: RunJs, rng: random
             now=datetime.fromisoformat(p["iat"].replace("Z", "+00:00")).timestamp(),
         )
         assert ours.aud == p["aud"]
+        assert ours.statement is None
         assert list(ours.resources or ()) == p["resources"]
         assert siwe_message(ours) == js["message"]
         filled.append({**p, "statement": js["message"].split("\n")[3]})

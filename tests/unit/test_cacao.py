@@ -15,7 +15,7 @@ from eth_account import Account as EthAccount
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.strategies import JSON
+from tests.strategies import JSON, apply_edits
 from wcnotify.protocol.cacao import (
     Authorization,
     Cacao,
@@ -32,7 +32,6 @@ from wcnotify.protocol.cacao import (
     identity_key,
     iso_timestamp,
     prepare_registration,
-    prepare_registration_with_recaps,
     recap_statement,
     recover_eip191,
     sign_eip191,
@@ -69,8 +68,10 @@ ALL_APPS_SENTENCE = (
 
 
 def _payload(*, all_apps: bool = False, recaps: bool = False, **changes: Any) -> CacaoPayload:
-    prepare = prepare_registration_with_recaps if recaps else prepare_registration
-    payload = prepare(
+    """A registration payload; with ``recaps`` the statement is filled in with the ReCap sentence, as
+    wallets do for notify-client (identity-keys itself leaves it empty; see the test below)."""
+    payload = prepare_registration(
+        recaps=recaps,
         account=ACCOUNT,
         domain=DOMAIN,
         identity_public_key=IDENTITY.public_key,
@@ -79,6 +80,8 @@ def _payload(*, all_apps: bool = False, recaps: bool = False, **changes: Any) ->
         nonce=NONCE,
         now=NOW,
     )
+    if recaps:
+        payload = dataclasses.replace(payload, statement=full_statement(payload))
     return dataclasses.replace(payload, **changes)
 
 
@@ -750,8 +753,8 @@ def test_prepare_registration_signs_and_verifies(recaps: bool, all_apps: bool) -
     eth = EthAccount.create()
     account = Account("eip155", "10", eth.address)
     identity = Ed25519KeyPair.generate()
-    prepare = prepare_registration_with_recaps if recaps else prepare_registration
-    payload = prepare(
+    payload = prepare_registration(
+        recaps=recaps,
         account=account,
         domain="localhost:3000",
         identity_public_key=identity.public_key,
@@ -895,17 +898,8 @@ PATHS = [("h",), ("h", "t"), ("s",), ("s", "t"), ("s", "s"), ("p",)] + [("p", k)
 
 
 def _mutated(base: dict[str, Any], edits: list[tuple[tuple[str, ...], Any, bool]]) -> dict[str, Any]:
-    data = copy.deepcopy(base)
-    for path, value, delete in edits:
-        target: Any = data
-        with contextlib.suppress(KeyError, TypeError):
-            for step in path[:-1]:
-                target = target[step]
-            if delete:
-                del target[path[-1]]
-            else:
-                target[path[-1]] = value
-    return data
+    result: dict[str, Any] = apply_edits(base, edits)
+    return result
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow])

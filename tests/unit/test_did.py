@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from eth_utils import to_checksum_address as eth_utils_checksum
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.strategies import JSON, JSON_TEXT
+from tests.strategies import JSON, JSON_TEXT, apply_edits
 from wcnotify.protocol.crypto import Ed25519KeyPair, X25519KeyPair, topic_of
 from wcnotify.protocol.did import (
     Account,
@@ -837,16 +836,5 @@ def test_property_random_json_as_did_document_only_raises_did_error(document: An
 
 
 def _edited_document(edits: list[tuple[tuple[Any, ...], Any, bool]]) -> dict[str, Any]:
-    doc = copy.deepcopy(_doc())
-    for path, value, delete in edits:
-        target: Any = doc
-        try:
-            for step in path[:-1]:
-                target = target[step]
-            if delete:
-                del target[path[-1]]
-            else:
-                target[path[-1]] = value
-        except (KeyError, IndexError, TypeError):
-            continue  # an earlier edit removed or replaced this path
-    return doc
+    result: dict[str, Any] = apply_edits(_doc(), edits)
+    return result

@@ -435,41 +435,31 @@ def prepare_registration(
     all_apps: bool,
     nonce: str,
     now: float,
+    recaps: bool = False,
 ) -> CacaoPayload:
-    """The payload identity-keys ``prepareRegistration`` builds; sign ``siwe_message`` of it."""
-    return CacaoPayload(
-        domain=domain,
-        iss=account.did_pkh,
-        aud=encode_did_key(identity_public_key),
-        version=CACAO_VERSION,
-        nonce=nonce,
-        iat=iso_timestamp(now),
-        statement=STATEMENT_ALL_DOMAINS if all_apps else STATEMENT_THIS_DOMAIN,
-        resources=(keys_server_url,),
-    )
+    """The payload identity-keys builds; the wallet signs ``siwe_message`` of it.
 
-
-def prepare_registration_with_recaps(
-    *,
-    account: Account,
-    domain: str,
-    identity_public_key: bytes,
-    keys_server_url: str,
-    all_apps: bool,
-    nonce: str,
-    now: float,
-) -> CacaoPayload:
-    """The 2024 ReCap form: identity key in the ``aud`` URL, grant in a trailing ReCap resource."""
-    ability = RECAP_ABILITY_ALL_APPS if all_apps else f"manage/{domain}{RECAP_ABILITY_DOMAIN_SUFFIX}"
-    recap: dict[str, Any] = {"att": {RECAP_NOTIFY_RESOURCE: {ability: [{}]}}}
+    Plain (``prepareRegistration``): identity key in ``aud``, grant in the statement. With ``recaps``
+    (``prepareRegistrationWithRecaps``, 2024): identity key in an ``aud`` URL parameter, grant in a trailing
+    ReCap resource and no statement of its own (the signed text carries the ReCap sentence).
+    """
     did_key = encode_did_key(identity_public_key)
+    if not recaps:
+        statement: str | None = STATEMENT_ALL_DOMAINS if all_apps else STATEMENT_THIS_DOMAIN
+        aud, resources = did_key, [keys_server_url]
+    else:
+        ability = RECAP_ABILITY_ALL_APPS if all_apps else f"manage/{domain}{RECAP_ABILITY_DOMAIN_SUFFIX}"
+        recap: dict[str, Any] = {"att": {RECAP_NOTIFY_RESOURCE: {ability: [{}]}}}
+        statement = None
+        aud = f"https://{domain}?{IDENTITY_KEY_URL_PARAM}={did_key}"
+        resources = [keys_server_url, encode_recap(recap)]
     return CacaoPayload(
         domain=domain,
         iss=account.did_pkh,
-        aud=f"https://{domain}?{IDENTITY_KEY_URL_PARAM}={did_key}",
+        aud=aud,
         version=CACAO_VERSION,
         nonce=nonce,
         iat=iso_timestamp(now),
-        statement=recap_statement(recap),
-        resources=(keys_server_url, encode_recap(recap)),
+        statement=statement,
+        resources=tuple(resources),
     )
