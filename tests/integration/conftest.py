@@ -7,10 +7,12 @@ test is skipped with the reason shown, unless ``WCNOTIFY_REQUIRE_SERVICES=1``, i
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import asyncpg
 import pytest
 import redis
 
@@ -50,3 +52,57 @@ def redis_service() -> Iterator[RedisService]:
         except redis.RedisError:  # Redis went away during the test (a restart test); nothing left to clean
             pass
         client.close()
+
+
+# --------------------------------------------------------------------------------------- databases
+
+POSTGRES_URL = os.environ.get("WCNOTIFY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_reachable() -> str | None:
+    """None when PostgreSQL answers, else the reason (checked once per session)."""
+
+    async def probe() -> None:
+        conn = await asyncpg.connect(POSTGRES_URL, timeout=3)
+        await conn.close()
+
+    try:
+        asyncio.run(probe())
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        return f"PostgreSQL at {POSTGRES_URL}: {exc}"
+    return None
+
+
+_postgres_problem: list[str | None] = []
+
+
+def _drop_schema(schema: str) -> None:
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(POSTGRES_URL, timeout=5)
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh, empty database URL: a SQLite file, or a PostgreSQL schema of its own (dropped afterwards).
+
+    Every storage-backed test takes this fixture and so runs on both databases.
+    """
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'wcnotify.db'}"
+        return
+    if not _postgres_problem:
+        _postgres_problem.append(_postgres_reachable())
+    if _postgres_problem[0]:
+        service_unavailable(_postgres_problem[0])
+    schema = f"t_{os.urandom(6).hex()}"
+    try:
+        yield f"{POSTGRES_URL}?search_path={schema}"
+    finally:
+        _drop_schema(schema)

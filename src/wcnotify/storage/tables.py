@@ -1,0 +1,164 @@
+"""Every table of the keys and notify servers, as SQLAlchemy Core ``Table`` objects.
+
+Conventions, chosen so one set of statements serves SQLite and PostgreSQL:
+* ids are UUID strings (``String(36)``, lowercase, canonical), the same text the wire carries;
+* ``*_at`` columns are Unix milliseconds (``BigInteger``), ``expiry`` columns Unix seconds (the wire's unit);
+* ``address`` columns hold the lowercase account address, so lookups are chain-agnostic (the reference's
+  ``get_address_lower`` index): ``eip155:1:0xAB…`` and ``eip155:10:0xab…`` are the same subscriber;
+* key material is lowercase hex.
+
+The schema is created and changed only by the Alembic migrations in ``migrations/versions``; this module
+describes the result for the queries (a test checks the two agree).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# -------------------------------------------------------------------------------------- keys server
+
+identities = Table(
+    "keys_identities",
+    metadata,
+    Column("identity_key", String(64), primary_key=True),  # multibase z6Mk…, without "did:key:"
+    Column("account", String(200), nullable=False),  # CAIP-10 as signed (the CACAO's p.iss minus did:pkh:)
+    Column("address", String(128), nullable=False),
+    Column("cacao", Text, nullable=False),  # the CACAO JSON as received, served back verbatim
+    Column("created_at", BigInteger, nullable=False),
+    Index(None, "address"),
+)
+
+# ------------------------------------------------------------------------------------ notify server
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project_id", String(64), nullable=False, unique=True),  # the public id in URLs
+    Column("name", String(255), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("icons", Text, nullable=False, default="[]"),  # JSON list of URLs
+    Column("secret_hash", String(64), nullable=False),  # sha256 hex of the API secret
+    Column("app_domain", String(253), unique=True),  # set by subscribe-topic
+    Column("topic", String(64), unique=True),  # sha256(subscribe public key)
+    Column("subscribe_private", String(64)),
+    Column("subscribe_public", String(64)),
+    Column("authentication_private", String(64)),
+    Column("authentication_public", String(64)),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+notification_types = Table(
+    "notification_types",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project", String(36), ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("image_urls", Text, nullable=False, default="{}"),  # JSON {sm, md, lg}
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("project", "name"),
+)
+
+subscribers = Table(
+    "subscribers",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project", String(36), ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("account", String(200), nullable=False),  # as the wallet first gave it
+    Column("address", String(128), nullable=False),
+    Column("sym_key", String(64), nullable=False, unique=True),
+    Column("topic", String(64), nullable=False, unique=True),
+    Column("expiry", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("project", "address"),  # one subscription per address per app, whatever the chain
+    Index(None, "address"),
+)
+
+subscriber_scopes = Table(
+    "subscriber_scopes",
+    metadata,
+    Column("subscriber", String(36), ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False),
+    Column("type_id", String(36), nullable=False),
+    PrimaryKeyConstraint("subscriber", "type_id"),
+)
+
+watchers = Table(
+    "watchers",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("account", String(200), nullable=False),
+    Column("address", String(128), nullable=False),
+    Column("project", String(36), ForeignKey("projects.id", ondelete="CASCADE")),  # NULL: all apps
+    Column("did_key", String(128), nullable=False, unique=True),  # the watching client's identity key
+    Column("sym_key", String(64), nullable=False),
+    Column("expiry", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index(None, "address"),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project", String(36), ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("notification_id", String(255), nullable=False),  # the dapp's idempotency key
+    Column("type", String(36), nullable=False),
+    Column("title", String(255), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("icon", String(255)),
+    Column("url", String(255)),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("project", "notification_id"),
+)
+
+# the queue and the inbox in one, as the reference: a row per (notification, subscriber)
+subscriber_notifications = Table(
+    "subscriber_notifications",
+    metadata,
+    Column("id", String(36), primary_key=True),  # the msg.id the wallet sees
+    Column("notification", String(36), ForeignKey("notifications.id", ondelete="CASCADE"), nullable=False),
+    Column("subscriber", String(36), ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False),
+    Column("status", String(16), nullable=False, default="queued"),  # queued|processing|published|failed
+    Column("is_read", Boolean, nullable=False, default=False),
+    Column("created_at", BigInteger, nullable=False),  # the notification's, copied for keyset paging
+    Column("updated_at", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", BigInteger, nullable=False, default=0),
+    UniqueConstraint("notification", "subscriber"),
+    Index(None, "subscriber", "created_at", "id"),
+    Index(None, "status", "next_attempt_at"),
+)
+
+# relay messages already handled: the relay retries a webhook on 5xx and a replayed ciphertext has the
+# same id, so each wallet request changes state at most once
+handled_messages = Table(
+    "handled_messages",
+    metadata,
+    Column("message_id", String(64), primary_key=True),
+    Column("expires_at", BigInteger, nullable=False),  # Unix seconds: kept for the message's TTL
+    Index(None, "expires_at"),
+)
