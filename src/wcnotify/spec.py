@@ -260,6 +260,13 @@ RELAY_REDIS_SUBSCRIBE_TIMEOUT: Final = 5.0  # seconds a subscribe waits for the 
 RELAY_REDIS_RECONNECT_MIN: Final = 0.1  # seconds before re-opening pub/sub after Redis went away, doubled
 RELAY_REDIS_RECONNECT_MAX: Final = 5.0
 RELAY_REDIS_PURGE_BATCH: Final = 500  # topics swept per purge script call (keeps each call short)
+# watch webhooks: persistence and delivery (wcnotify choices)
+RELAY_HTTP_SUBSCRIPTION_TTL: Final = THIRTY_DAYS  # a standing POST /rpc subscription lasts this, renewed by repeating it
+RELAY_WATCH_DEDUPE_WINDOW: Final = 600  # seconds an event id is remembered, so nodes that all see it send it once
+RELAY_WATCH_CLAIM_LEASE: Final = 30.0  # seconds a claimed event is hidden from other claims (> the HTTP timeout)
+RELAY_WATCH_CLAIM_BATCH: Final = 64  # events claimed (and POSTed concurrently) per round
+RELAY_WATCH_POLL_INTERVAL: Final = 1.0  # seconds between looks at the shared queue (other nodes' retries)
+RELAY_WATCH_HTTP_TIMEOUT: Final = 10.0  # seconds per webhook POST before it counts as failed
 
 
 class WatchType(StrEnum):
@@ -337,6 +344,21 @@ NOTIFY_TITLE_MAX: Final = 64
 NOTIFY_BODY_MAX: Final = 255
 NOTIFY_ICON_URL_MAX: Final = 255
 NOTIFY_SEND_MAX_ACCOUNTS: Final = 500
+NOTIFY_SUBSCRIPTION_TTL: Final = THIRTY_DAYS  # a subscription's expiry, renewed by subscribe and update
+NOTIFY_CLIENT_ERROR_CODE: Final = -1  # notify-server relay_webhook/error.rs: every client-caused error
+NOTIFY_SERVER_ERROR_CODE: Final = -32000  # "Internal server error"
+# wcnotify choices
+NOTIFY_SEED_LABEL_KEY_AGREEMENT: Final = "wcnotify notify key agreement"
+NOTIFY_SEED_LABEL_AUTHENTICATION: Final = "wcnotify notify authentication"
+NOTIFY_SEED_LABEL_RELAY: Final = "wcnotify notify relay client"
+NOTIFY_SUBSCRIBE_KEY_CLAIM: Final = "publicKey"  # hex Z in a new subscription's response (seed protocol)
+NOTIFY_WEBHOOK_PATH: Final = "/v1/relay-webhook"
+NOTIFY_RELAY_WATCH_TTL: Final = THIRTY_DAYS  # the webhook registration's exp; renewed daily
+NOTIFY_RELAY_RENEW_INTERVAL: Final = DAY
+NOTIFY_PURGE_INTERVAL: Final = HOUR
+NOTIFY_RECEIPT_FLUSH_SECONDS: Final = 1.0  # acks to the relay are batched this long (or RELAY_BATCH_MAX)
+NOTIFY_MAX_BODY_BYTES: Final = 1_048_576  # HTTP request bodies above this get 413
+NOTIFY_DOMAIN_MAX: Final = 253
 DID_JSON_PATH: Final = "/.well-known/did.json"
 DID_JSON_CONTEXT: Final = ("https://www.w3.org/ns/did/v1", "https://w3id.org/security/suites/jws-2020/v1")
 DID_FRAGMENT_SUBSCRIBE_KEY: Final = "wc-notify-subscribe-key"
@@ -409,3 +431,36 @@ PAIRING_PARAM_RELAY_PROTOCOL: Final = "relay-protocol"
 PAIRING_PARAM_RELAY_DATA: Final = "relay-data"
 PAIRING_PARAM_EXPIRY: Final = "expiryTimestamp"
 PAIRING_PARAM_METHODS: Final = "methods"  # comma-separated; older SDKs wrapped groups in [brackets]
+
+# --------------------------------------------------------------------------------------------------------
+# Keys server HTTP API (keys-server lib.rs, handlers/mod.rs, error.rs; identity-keys 2.1.0)
+
+KEYS_HTTP_PATH_IDENTITY: Final = "/identity"
+KEYS_HTTP_PATH_HEALTH: Final = "/health"
+KEYS_QUERY_PUBLIC_KEY: Final = "publicKey"  # GET /identity?publicKey=z6Mk… (multibase, no did:key: prefix)
+KEYS_JWT_SUB_IDENTITY: Final = "identity_keys"  # identity-keys adds sub to the unregister idAuth
+KEYS_NOT_FOUND_ENTITY: Final = "Identity key"  # the reference answers 404 "<entity> not found"
+
+
+class KeysErrorName(StrEnum):
+    """``error.name`` of a keys server FAILURE envelope (keys-server error.rs; ``conflict`` is wcnotify's)."""
+
+    VALIDATION = "validation"
+    JWT_VERIFICATION = "jwt_verification"
+    DID = "did"
+    CACAO = "cacao"
+    NOT_FOUND = f"{KEYS_NOT_FOUND_ENTITY} not found"
+    CONFLICT = "conflict"  # wcnotify: the identity key is registered to another account (reference: no-op)
+    INTERNAL = "unknown_error"
+
+
+# wcnotify keys server choices (no public source pins these)
+KEYS_DEFAULT_PORT: Final = 8081  # the relay defaults to 8080; both can run side by side
+KEYS_DEFAULT_DATABASE_URL: Final = "sqlite:///./wcnotify-keys.db"
+KEYS_MAX_BODY_BYTES: Final = 64 * 1024  # a CACAO is ~1 KiB; larger bodies are refused with 413 unread
+KEYS_HTTP_TIMEOUT: Final = 10.0  # client side: seconds per keys server request
+KEYS_UNREGISTER_TTL: Final = DAY  # lifetime of the idAuth a Python wallet signs (identity-keys: a day)
+# notify server side: verified identities are cached for minutes (the reference: a week, so an
+# unregistered key kept working for up to a week); lookups that fail are not cached at all
+IDENTITY_CACHE_TTL: Final = 5 * MINUTE
+IDENTITY_CACHE_MAX_ENTRIES: Final = 10_000

@@ -1,0 +1,163 @@
+"""The notify server's link to the relay: HTTP ``/rpc`` out, the watch webhook in.
+
+Stateless by design (replicas share nothing but the database): every call is one ``POST /rpc`` with the
+server's relay-auth JWT, and the relay tells us of wallet messages by POSTing signed ``irn_watchEvent``s
+to ``/v1/relay-webhook``. On start (and daily) the server registers that webhook and subscribes, in
+batches, to its watch topic and every project and subscriber topic, so a relay that lost its state
+learns it again. Receipts (``irn_batchReceive``) are batched so the relay's mailbox for us stays empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import httpx
+
+from wcnotify import spec
+from wcnotify.protocol.crypto import Ed25519KeyPair
+from wcnotify.protocol.did import encode_did_key
+from wcnotify.protocol.jwt import JwtError, WatchEventClaims, WatchRegisterClaims
+from wcnotify.relay.client import RelayClientError, RelayHttpClient
+from wcnotify.spec import RelayMethod, WatchStatus, WatchType
+
+log = logging.getLogger("wcnotify.notify.relay")
+
+
+class WebhookError(Exception):
+    """A webhook call we refuse (422): bad JWT, wrong audience, not the relay's signature."""
+
+
+class RelayLink:
+    def __init__(
+        self,
+        relay_url: str,
+        key: Ed25519KeyPair,
+        public_url: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.relay_url = relay_url.rstrip("/")
+        self.key = key
+        self.public_url = public_url.rstrip("/")
+        self.clock = clock
+        self._http = http or httpx.AsyncClient(timeout=spec.RELAY_REQUEST_TIMEOUT, trust_env=False)
+        self.rpc = RelayHttpClient(self.relay_url, key, clock=clock, http=self._http)
+        self.relay_did: str | None = None
+        self._receipts: list[tuple[str, str]] = []
+        self._receipts_ready = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
+
+    @property
+    def webhook_url(self) -> str:
+        return self.public_url + spec.NOTIFY_WEBHOOK_PATH
+
+    @property
+    def client_id(self) -> str:
+        return encode_did_key(self.key.public_key)
+
+    # ---------------------------------------------------------------------------------- set-up
+
+    async def fetch_relay_key(self) -> str:
+        """The relay's did:key, from ``GET {relay}/public-key`` (hex), which signs its watch events."""
+        response = await self._http.get(self.relay_url + spec.RELAY_HTTP_PATH_PUBLIC_KEY)
+        response.raise_for_status()
+        self.relay_did = encode_did_key(bytes.fromhex(response.text.strip()))
+        return self.relay_did
+
+    async def register_webhook(self) -> None:
+        now = int(self.clock())
+        claims = WatchRegisterClaims(
+            iat=now, exp=now + spec.NOTIFY_RELAY_WATCH_TTL, iss=self.client_id, aud=self.relay_url,
+            sub=self.public_url, typ=WatchType.SUBSCRIBER.value, whu=self.webhook_url,
+            tag=list(spec.NOTIFY_SERVER_WATCHED_TAGS), sts=[WatchStatus.QUEUED.value, WatchStatus.ACCEPTED.value],
+        )
+        await self.rpc.request(RelayMethod.WATCH_REGISTER, {"registerAuth": claims.sign(self.key)})
+
+    async def subscribe(self, topics: Sequence[str]) -> None:
+        for start in range(0, len(topics), spec.RELAY_BATCH_MAX):
+            chunk = list(topics[start : start + spec.RELAY_BATCH_MAX])
+            if chunk:
+                await self.rpc.request(RelayMethod.BATCH_SUBSCRIBE, {"topics": chunk})
+
+    async def unsubscribe(self, topics: Sequence[str]) -> None:
+        for start in range(0, len(topics), spec.RELAY_BATCH_MAX):
+            chunk = [{"topic": t} for t in topics[start : start + spec.RELAY_BATCH_MAX]]
+            if chunk:
+                await self.rpc.request(RelayMethod.BATCH_UNSUBSCRIBE, {"subscriptions": chunk})
+
+    async def publish(self, messages: Sequence[dict[str, Any]]) -> None:
+        for start in range(0, len(messages), spec.RELAY_BATCH_MAX):
+            chunk = list(messages[start : start + spec.RELAY_BATCH_MAX])
+            if len(chunk) == 1:
+                await self.rpc.request(RelayMethod.PUBLISH, chunk[0])
+            elif chunk:
+                await self.rpc.request(RelayMethod.BATCH_PUBLISH, {"messages": chunk})
+
+    # -------------------------------------------------------------------------------- webhook
+
+    def verify_event(self, body: Any) -> dict[str, Any]:
+        """The ``evt`` of a webhook body ``{"eventAuth": [jwt]}``, or :class:`WebhookError`."""
+        if not isinstance(body, dict) or not isinstance(body.get("eventAuth"), list) or len(body["eventAuth"]) != 1:
+            raise WebhookError("body must be {\"eventAuth\": [one JWT]}")
+        token = body["eventAuth"][0]
+        if not isinstance(token, str):
+            raise WebhookError("eventAuth must hold a JWT string")
+        try:
+            claims = WatchEventClaims.verify(token, now=int(self.clock()), aud=self.public_url)
+        except JwtError as exc:
+            raise WebhookError(f"Could not verify watch event: {exc}") from exc
+        if self.relay_did is None or claims.iss != self.relay_did:
+            raise WebhookError("Could not verify watch event: not signed by the relay")
+        if claims.typ != WatchType.SUBSCRIBER.value or claims.sub != self.client_id:
+            raise WebhookError("Could not verify watch event: not a subscriber event for this server")
+        evt = claims.evt
+        if evt.get("status") not in (WatchStatus.QUEUED.value, WatchStatus.ACCEPTED.value):
+            raise WebhookError(f"unexpected watch event status {str(evt.get('status'))[:20]!r}")
+        for name, kind in (("topic", str), ("message", str), ("tag", int)):
+            if not isinstance(evt.get(name), kind) or isinstance(evt.get(name), bool):
+                raise WebhookError(f"watch event has no valid {name}")
+        return evt
+
+    # ------------------------------------------------------------------------------- receipts
+
+    def receipt(self, topic: str, message_id: str) -> None:
+        """Acknowledge a handled message to the relay (batched; see :meth:`run_receipts`)."""
+        self._receipts.append((topic, message_id))
+        self._receipts_ready.set()
+
+    async def run_receipts(self) -> None:
+        while True:
+            await self._receipts_ready.wait()
+            await asyncio.sleep(spec.NOTIFY_RECEIPT_FLUSH_SECONDS)
+            await self.flush_receipts()
+
+    async def flush_receipts(self) -> None:
+        self._receipts_ready.clear()
+        while self._receipts:
+            batch, self._receipts = self._receipts[: spec.RELAY_BATCH_MAX], self._receipts[spec.RELAY_BATCH_MAX :]
+            try:
+                await self.rpc.batch_receive(batch)
+            except RelayClientError as exc:  # a receipt only keeps the relay's mailbox small: log, move on
+                log.warning("irn_batchReceive failed: %s", exc)
+
+    async def aclose(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.flush_receipts()
+        await self._http.aclose()
+
+
+def chunks(items: Iterable[str], size: int) -> Iterable[list[str]]:
+    batch: list[str] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
