@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from wcnotify import __version__
+from wcnotify import __version__, spec
 
 app = typer.Typer(
     name="wcnotify",
@@ -106,6 +106,34 @@ def relay(
         f"(mailbox: {database_url or redis_url or 'memory'}; routing: {'redis' if redis_url else 'in-process'}; "
         f"key {server.relay.key.public_key.hex()})"
     )
+    server.run(log_level=log_level)
+
+
+@app.command()
+def keys(
+    *,
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 for every interface)."),
+    port: int = typer.Option(spec.KEYS_DEFAULT_PORT, help="TCP port for POST/GET/DELETE /identity and /health."),
+    database_url: str = typer.Option(
+        spec.KEYS_DEFAULT_DATABASE_URL, "--database-url", envvar="WCNOTIFY_KEYS_DATABASE_URL",
+        help="Where identities are kept: sqlite:///PATH (a file; relative to the working directory) or "
+        "postgresql://user@host/db (several keys servers may share one). Migrations run on start.",
+    ),
+    public_url: list[str] = typer.Option(  # noqa: B008 (typer reads the default at definition time)
+        [], "--public-url",
+        help="A URL wallets use for this server (their keyserverUrl, which they sign into unregister "
+        "requests); repeatable. http://HOST:PORT, localhost and 127.0.0.1 are always accepted.",
+    ),
+    log_level: str = typer.Option("info", help="uvicorn log level."),
+) -> None:
+    """Run the keys server: wallets register identity keys with a signed CACAO; notify servers resolve them.
+
+    Example: wcnotify keys --port 8081 --database-url sqlite:///keys.db --public-url https://keys.example.com
+    """
+    from wcnotify.keys.server import KeysConfig, KeysServer
+
+    server = KeysServer(KeysConfig(host=host, port=port, database_url=database_url, public_urls=tuple(public_url)))
+    console.print(f"wcnotify keys server on {server.url} (database: {database_url})")
     server.run(log_level=log_level)
 
 
