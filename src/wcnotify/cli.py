@@ -69,6 +69,9 @@ def relay(
         None, "--key-file", help="File holding the relay's Ed25519 seed (hex); created if missing. Default: random."
     ),
     mailbox_cap: int = typer.Option(1_000, help="Unexpired messages kept per topic before MailboxLimitExceeded."),
+    watch_retry_base: float = typer.Option(
+        1.0, "--watch-retry-base", hidden=True, help="Seconds before the first watch webhook retry (tests)."
+    ),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Run the relay: WebSocket JSON-RPC pub/sub (irn_*) with a mailbox, and POST /rpc for servers.
@@ -97,7 +100,7 @@ def relay(
             path.chmod(0o600)
     config = RelayConfig(
         host=host, port=port, database_url=database_url, redis_url=redis_url, redis_prefix=redis_prefix,
-        public_urls=tuple(public_url), key_seed=seed,
+        public_urls=tuple(public_url), key_seed=seed, watch_retry_base=watch_retry_base,
         limits=dataclasses.replace(RelayLimits(), mailbox_per_topic=mailbox_cap),
     )
     server = RelayServer(config)
@@ -135,6 +138,183 @@ def keys(
     server = KeysServer(KeysConfig(host=host, port=port, database_url=database_url, public_urls=tuple(public_url)))
     console.print(f"wcnotify keys server on {server.url} (database: {database_url})")
     server.run(log_level=log_level)
+
+
+@app.command()
+def server(
+    *,
+    relay_url: str = typer.Option(..., "--relay-url", envvar="WCNOTIFY_RELAY_URL",
+                                  help="The relay's HTTP URL (http://host:port): /rpc, /public-key."),
+    keys_url: list[str] = typer.Option(  # noqa: B008 (typer reads the default at definition time)
+        ..., "--keys-url", envvar="WCNOTIFY_KEYS_URLS",
+        help="A keys server wallets may name in their JWTs (ksu); repeatable. Others are refused.",
+    ),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 for every interface)."),
+    port: int = typer.Option(8082, help="TCP port of the HTTP API."),
+    database_url: str = typer.Option(
+        "sqlite:///wcnotify-notify.db", "--database-url", envvar="WCNOTIFY_DATABASE_URL",
+        help="sqlite:///PATH (one process) or postgresql://user@host/db (any number of replicas). "
+        "Migrations run on start.",
+    ),
+    public_url: str | None = typer.Option(
+        None, "--public-url", envvar="WCNOTIFY_PUBLIC_URL",
+        help="The URL the relay and wallets reach this server at (the relay POSTs its webhook there). "
+        "Default: http://HOST:PORT.",
+    ),
+    admin_token: str | None = typer.Option(
+        None, "--admin-token", envvar="WCNOTIFY_ADMIN_TOKEN",
+        help="Bearer token for POST /v1/projects. Default: a random one, printed at start.",
+    ),
+    seed: str | None = typer.Option(
+        None, "--seed", envvar="WCNOTIFY_SEED",
+        help="Secret the server's keys derive from; every replica needs the same. Default: read from (or "
+        "written to) --seed-file.",
+    ),
+    seed_file: str = typer.Option("wcnotify-notify.seed", "--seed-file", help="Where the seed is kept without --seed."),
+    log_level: str = typer.Option("info", help="uvicorn log level."),
+) -> None:
+    """Run the notify server: the dapp API, did:web documents, and wallet requests over the relay.
+
+    Example: wcnotify server --relay-url http://127.0.0.1:8080 --keys-url http://127.0.0.1:8081 --port 8082
+    """
+    import secrets
+    from pathlib import Path
+
+    from wcnotify.notify.server import NotifyConfig, NotifyServer
+
+    if seed is None:
+        path = Path(seed_file)
+        if path.exists():
+            seed = path.read_text().strip()
+        else:
+            seed = secrets.token_hex(32)
+            path.write_text(seed + "\n")
+            path.chmod(0o600)
+    generated = admin_token is None
+    config = NotifyConfig(
+        relay_url=relay_url, keys_urls=tuple(keys_url), host=host, port=port, database_url=database_url,
+        public_url=public_url, admin_token=admin_token or secrets.token_urlsafe(24), seed=seed,
+    )
+    try:
+        notify = NotifyServer(config)
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]cannot start the notify server:[/] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"wcnotify notify server on {notify.url} (database: {database_url}; relay: {relay_url})")
+    if generated:
+        console.print(f"admin token (pass --admin-token to keep one): {config.admin_token}")
+    notify.run(log_level=log_level)
+
+
+project_app = typer.Typer(help="Create and list projects (dapps) on a notify server.", no_args_is_help=True)
+app.add_typer(project_app, name="project")
+
+
+def _admin_call(method: str, server_url: str, path: str, admin_token: str, body: object = None) -> object:
+    """One admin API call with errors a person can act on instead of a traceback."""
+    import httpx
+
+    try:
+        response = httpx.request(method, server_url.rstrip("/") + path, json=body, timeout=15, trust_env=False,
+                                 headers={"authorization": f"Bearer {admin_token}"})
+    except httpx.HTTPError as exc:
+        console.print(f"[red]cannot reach the notify server at {server_url}[/]: {exc}. Is it running? "
+                      "(wcnotify server … or wcnotify up)")
+        raise typer.Exit(1) from exc
+    if response.status_code == 401:
+        console.print("[red]the notify server refused the admin token[/]: pass the one it printed at start "
+                      "(--admin-token or WCNOTIFY_ADMIN_TOKEN)")
+        raise typer.Exit(1)
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("error", response.text)
+        except ValueError:
+            detail = response.text
+        console.print(f"[red]{method} {path} failed ({response.status_code})[/]: {detail}")
+        raise typer.Exit(1)
+    return response.json() if response.content else None
+
+
+_SERVER_OPTION = typer.Option("http://127.0.0.1:8082", "--server", envvar="WCNOTIFY_SERVER_URL",
+                              help="The notify server's URL.")
+_ADMIN_OPTION = typer.Option(..., "--admin-token", envvar="WCNOTIFY_ADMIN_TOKEN", help="The server's admin token.")
+
+
+@project_app.command("create")
+def project_create(
+    *,
+    name: str = typer.Option(..., help="The app's name, shown to wallets."),
+    description: str = typer.Option("", help="One line about the app, shown to wallets."),
+    icon: list[str] = typer.Option([], "--icon", help="Icon URL; repeatable."),  # noqa: B008
+    app_domain: str | None = typer.Option(
+        None, "--app-domain", help="Also claim this domain and create the project's keys (subscribe-topic)."
+    ),
+    server_url: str = _SERVER_OPTION,
+    admin_token: str = _ADMIN_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """Create a project: prints its id and API secret (shown once; keep it).
+
+    Example: wcnotify project create --name "Gm" --app-domain gm.example.com --admin-token $TOKEN
+    """
+    import json
+
+    import httpx
+
+    created = _admin_call("POST", server_url, "/v1/projects", admin_token,
+                          {"name": name, "description": description, "icons": icon})
+    assert isinstance(created, dict)
+    result = dict(created)
+    if app_domain:
+        try:
+            response = httpx.post(
+                f"{server_url.rstrip('/')}/{created['projectId']}/subscribe-topic", json={"appDomain": app_domain},
+                headers={"authorization": f"Bearer {created['secret']}"}, timeout=15, trust_env=False,
+            )
+        except httpx.HTTPError as exc:
+            console.print(f"[red]project created but subscribe-topic failed[/]: {exc}")
+            raise typer.Exit(1) from exc
+        if response.status_code != 200:
+            console.print(f"[red]project created but the app domain was refused ({response.status_code})[/]: "
+                          f"{response.text}")
+            raise typer.Exit(1)
+        result |= {"appDomain": app_domain, **response.json(),
+                   "didJson": f"{server_url.rstrip('/')}/v1/{created['projectId']}/did.json"}
+    if as_json:
+        print(json.dumps(result))
+        return
+    console.print(f"project [bold]{name}[/] created")
+    for key, value in result.items():
+        console.print(f"  {key}: {value}")
+    if app_domain:
+        console.print(f"Next: serve {result['didJson']} at https://{app_domain}/.well-known/did.json, "
+                      "then add notification types.")
+
+
+@project_app.command("list")
+def project_list(
+    *,
+    server_url: str = _SERVER_OPTION,
+    admin_token: str = _ADMIN_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """List the server's projects.
+
+    Example: wcnotify project list --admin-token $TOKEN
+    """
+    import json
+
+    from rich.table import Table
+
+    found = _admin_call("GET", server_url, "/v1/projects", admin_token)
+    assert isinstance(found, list)
+    if as_json:
+        print(json.dumps(found))
+        return
+    table = Table("project id", "name", "app domain")
+    for p in found:
+        table.add_row(p["projectId"], p["name"], p.get("appDomain") or "-")
+    console.print(table)
 
 
 def main() -> None:

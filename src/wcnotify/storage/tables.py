@@ -154,11 +154,15 @@ subscriber_notifications = Table(
 )
 
 # relay messages already handled: the relay retries a webhook on 5xx and a replayed ciphertext has the
-# same id, so each wallet request changes state at most once
+# same id, so each wallet request changes state at most once. The answer is kept with it: when the answer
+# could not be published the first time, the retry publishes the stored one (same ciphertext, same id)
+# instead of running the request again.
 handled_messages = Table(
     "handled_messages",
     metadata,
     Column("message_id", String(64), primary_key=True),
     Column("expires_at", BigInteger, nullable=False),  # Unix seconds: kept for the message's TTL
+    Column("response", Text),  # JSON: the relay publish params of the answer, or null when none
+    Column("subscribe_topic", String(64)),  # a topic the request made the server subscribe to
     Index(None, "expires_at"),
 )

@@ -20,6 +20,8 @@ def upgrade() -> None:
         "handled_messages",
         sa.Column("message_id", sa.String(length=64), nullable=False),
         sa.Column("expires_at", sa.BigInteger(), nullable=False),
+        sa.Column("response", sa.Text(), nullable=True),
+        sa.Column("subscribe_topic", sa.String(length=64), nullable=True),
         sa.PrimaryKeyConstraint("message_id", name=op.f("pk_handled_messages")),
     )
     with op.batch_alter_table("handled_messages", schema=None) as batch_op:

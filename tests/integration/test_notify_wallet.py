@@ -1,0 +1,33 @@
+"""The notify server's wallet side end to end: real relay, real keys server, real notify server,
+on SQLite and PostgreSQL (reference-server.md §5 scenarios for these handlers)."""
+
+from __future__ import annotations
+
+from wcnotify.protocol.crypto import derive_sym_key
+from wcnotify.protocol.did import did_web
+
+from .notify_stack import Wallet, running_stack
+
+
+async def test_subscribe_then_update_then_delete(database_url: str) -> None:
+    async with running_stack(database_url) as stack:
+        dapp = await stack.create_dapp()
+        async with Wallet(stack) as wallet:
+            await wallet.register(dapp.domain)
+            answer = await wallet.subscribe(dapp, ["alerts"])
+            assert answer["act"] == "notify_subscription_response"
+            assert answer["iss"] == dapp.auth_did and answer["aud"] == wallet.did
+            assert answer["app"] == did_web(dapp.domain)
+            (entry,) = answer["sbs"]
+            assert entry["appDomain"] == dapp.domain and entry["scope"] == [dapp.types["alerts"]]
+            assert entry["account"] == str(wallet.account)
+            # the seed protocol: P = HKDF(X25519(Y, Z)) derived by the wallet equals sbs.symKey
+            z = bytes.fromhex(answer["publicKey"])
+            assert derive_sym_key(wallet.last_sender.private_key, z).hex() == entry["symKey"]
+
+            updated = await wallet.update(dapp, ["alerts", "news"])
+            assert updated["act"] == "notify_update_response"
+            assert updated["sbs"][0]["scope"] == sorted(dapp.types.values())
+
+            deleted = await wallet.delete(dapp)
+            assert deleted["act"] == "notify_delete_response" and deleted["sbs"] == []
