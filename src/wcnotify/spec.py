@@ -261,7 +261,7 @@ RELAY_REDIS_RECONNECT_MIN: Final = 0.1  # seconds before re-opening pub/sub afte
 RELAY_REDIS_RECONNECT_MAX: Final = 5.0
 RELAY_REDIS_PURGE_BATCH: Final = 500  # topics swept per purge script call (keeps each call short)
 # watch webhooks: persistence and delivery (wcnotify choices)
-RELAY_HTTP_SUBSCRIPTION_TTL: Final = THIRTY_DAYS  # a standing POST /rpc subscription lasts this, renewed by repeating it
+RELAY_HTTP_SUBSCRIPTION_TTL: Final = THIRTY_DAYS  # a standing POST /rpc subscription; subscribing again renews it
 RELAY_WATCH_DEDUPE_WINDOW: Final = 600  # seconds an event id is remembered, so nodes that all see it send it once
 RELAY_WATCH_CLAIM_LEASE: Final = 30.0  # seconds a claimed event is hidden from other claims (> the HTTP timeout)
 RELAY_WATCH_CLAIM_BATCH: Final = 64  # events claimed (and POSTed concurrently) per round

@@ -20,11 +20,15 @@ import pytest
 import redis.asyncio as aioredis
 
 from wcnotify.protocol.crypto import Ed25519KeyPair
+from wcnotify.protocol.jwt import WatchEventClaims
+from wcnotify.relay.client import RelayHttpClient
 from wcnotify.relay.limits import RelayLimits
 from wcnotify.relay.server import RelayConfig, RelayServer
 from wcnotify.relay.testing import RawRelayPeer, random_topic
 
 from .conftest import RedisService
+from .test_relay_durability import serving
+from .test_relay_watch import Receiver, register_jwt
 
 WCNOTIFY = shutil.which("wcnotify", path=str(Path(sys.executable).parent)) or "wcnotify"
 
@@ -249,3 +253,63 @@ async def test_subscribe_then_publish_elsewhere_immediately_is_never_lost(
             await sub.call(method, params)
             await publisher.call("irn_publish", pub(topic, f"n{i}"))
             assert (await sub.push(timeout=2))["params"]["data"]["message"] == f"n{i}"
+
+
+async def test_watch_registered_on_a_fires_once_for_a_publish_on_b(redis_service: RedisService) -> None:
+    """Registrations and standing /rpc subscriptions are shared through Redis; one POST per event although
+    both nodes see the message (the watched client is also subscribed live on both)."""
+    async with serving(Receiver()) as receiver, nodes(redis_service) as (a, b):
+        server_key = Ed25519KeyPair.generate()
+        topic, live_topic = random_topic(), random_topic()
+        async with RelayHttpClient(a.http_url, server_key) as server:
+            for typ in ("subscriber", "publisher"):
+                await server.request("irn_watchRegister", {
+                    "registerAuth": register_jwt(server_key, a.http_url, f"{receiver.url}/{typ}", typ)})
+            await server.request("irn_batchSubscribe", {"topics": [topic]})  # standing, made on node A
+        # a second watched client, subscribed live on node A only: node B cannot see it, node A routes the
+        # message and makes its event
+        wallet_key = Ed25519KeyPair.generate()
+        async with RelayHttpClient(a.http_url, wallet_key) as wallet_http:
+            await wallet_http.request("irn_watchRegister", {
+                "registerAuth": register_jwt(wallet_key, a.http_url, f"{receiver.url}/wallet", "subscriber")})
+        async with (
+            await RawRelayPeer.open(a.ws_url, server_key) as on_a,
+            await RawRelayPeer.open(b.ws_url, server_key) as on_b,
+            await RawRelayPeer.open(a.ws_url, wallet_key) as wallet_live,
+            await RawRelayPeer.open(b.ws_url) as publisher,
+        ):
+            await on_a.call("irn_subscribe", {"topic": topic})
+            await on_b.call("irn_subscribe", {"topic": topic})
+            await wallet_live.call("irn_subscribe", {"topic": live_topic})
+            await publisher.call("irn_publish", pub(topic, "for the server", tag=4000))
+            await publisher.call("irn_publish", pub(live_topic, "for the wallet", tag=4000))
+            (queued,) = await receiver.wait_events("subscriber", 1)
+            (wallet_event,) = await receiver.wait_events("wallet", 1)
+        async with RelayHttpClient(b.http_url, server_key) as server_on_b:
+            await server_on_b.publish(random_topic(), "answer", ttl=300, tag=4000)
+        (accepted,) = await receiver.wait_events("publisher", 1)
+        now = int(time.time())
+        assert WatchEventClaims.verify(queued, now=now).evt["message"] == "for the server"
+        assert WatchEventClaims.verify(wallet_event, now=now).evt["message"] == "for the wallet"
+        assert WatchEventClaims.verify(accepted, now=now).evt["status"] == "accepted"
+        await asyncio.sleep(1.5)  # a duplicate would come within a claim round
+        assert {name: len(events) for name, events in receiver.events.items()} == {
+            "subscriber": 1, "wallet": 1, "publisher": 1}
+        assert sum(receiver.attempts.values()) == 3
+
+
+async def test_rpc_subscription_and_watch_survive_node_restart(redis_service: RedisService) -> None:
+    """Both nodes restart (nothing in memory survives); Redis still holds the set-up."""
+    async with serving(Receiver()) as receiver:
+        server_key = Ed25519KeyPair.generate()
+        topic = random_topic()
+        async with nodes(redis_service, count=1) as (a,), RelayHttpClient(a.http_url, server_key) as server:
+            await server.request("irn_watchRegister", {
+                "registerAuth": register_jwt(server_key, a.http_url, f"{receiver.url}/sub", "subscriber")})
+            await server.request("irn_batchSubscribe", {"topics": [topic]})
+        async with nodes(redis_service, count=1) as (b,):
+            publisher = await RawRelayPeer.open(b.ws_url)
+            async with publisher:
+                await publisher.call("irn_publish", pub(topic, "after restart", tag=4000))
+            (event,) = await receiver.wait_events("sub", 1)
+        assert WatchEventClaims.verify(event, now=int(time.time())).evt["message"] == "after restart"

@@ -134,7 +134,8 @@ class RelayState:
     on_subscribe: list[SubscribeHook] = field(default_factory=list)
     # the watch webhook service (wcnotify.relay.watch.WatchService) when the node has one
     watch: Any = None
-    # topic -> client ids subscribed over POST /rpc (no socket: they fetch, or are told by watch webhooks)
+    # topic -> client ids subscribed over POST /rpc (no socket: they fetch, or are told by watch webhooks);
+    # the watch service persists them and keeps this cache in line with the other nodes
     http_subscriptions: dict[str, set[str]] = field(default_factory=dict)
 
     def subscriber_ids(self, topic: str) -> set[str]:
@@ -335,8 +336,11 @@ class RelaySession:
     async def _subscribe(self, topics: list[str], now: float) -> list[str]:
         """Register ``topics`` with the router (holding live messages), then read their backlogs."""
         if not self.live:  # POST /rpc: a standing subscription of the client id, nothing is pushed
-            for topic in topics:
-                self.state.http_subscriptions.setdefault(topic, set()).add(self.client_id)
+            if self.state.watch is not None:  # persists it and tells the other nodes
+                await self.state.watch.subscriptions_changed(self.client_id, topics, True, now)
+            else:
+                for topic in topics:
+                    self.state.http_subscriptions.setdefault(topic, set()).add(self.client_id)
             return [subscription_id(topic, self.client_id) for topic in topics]
         ids: list[str] = []
         fresh: list[str] = []
@@ -381,14 +385,22 @@ class RelaySession:
                 for m, data in held:
                     self._push(m, data, sub_id)
 
-    def _unsubscribe(self, topic: str) -> None:
+    async def _unsubscribe(self, topics: Sequence[str], now: float) -> None:
         if not self.live:
-            clients = self.state.http_subscriptions.get(topic)
-            if clients is not None:
-                clients.discard(self.client_id)
-                if not clients:
-                    del self.state.http_subscriptions[topic]
+            if self.state.watch is not None:
+                await self.state.watch.subscriptions_changed(self.client_id, topics, False, now)
+                return
+            for topic in topics:
+                clients = self.state.http_subscriptions.get(topic)
+                if clients is not None:
+                    clients.discard(self.client_id)
+                    if not clients:
+                        del self.state.http_subscriptions[topic]
             return
+        for topic in topics:
+            self._unsubscribe_live(topic)
+
+    def _unsubscribe_live(self, topic: str) -> None:
         if self.topics.pop(topic, None) is not None:
             self.state.router.remove(topic, self)
         self._replaying.pop(topic, None)
@@ -404,7 +416,7 @@ class RelaySession:
         for m in stored:
             self.state.router.route(m)
         if stored and self.state.watch is not None:
-            self.state.watch.on_stored(stored, self.state.subscriber_ids, now)
+            await self.state.watch.on_stored(stored, now)
         if stored:
             for hook in self.state.on_publish:
                 await hook(stored, now)
@@ -442,15 +454,14 @@ async def _h_batch_subscribe_blocking(session: RelaySession, params: Any, now: f
 
 
 async def _h_unsubscribe(session: RelaySession, params: Any, now: float) -> Any:
-    session._unsubscribe(_topic(_params(params).get("topic")))
+    await session._unsubscribe([_topic(_params(params).get("topic"))], now)
     return True
 
 
 async def _h_batch_unsubscribe(session: RelaySession, params: Any, now: float) -> Any:
     items = _batch(_params(params), "subscriptions", session.state.limits)
     topics = [_topic(_params(item).get("topic")) for item in items]
-    for topic in topics:
-        session._unsubscribe(topic)
+    await session._unsubscribe(topics, now)
     return True
 
 

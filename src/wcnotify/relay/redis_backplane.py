@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -71,6 +71,12 @@ class RedisBackplane:
         self.reconnect_max = reconnect_max
         self._channel_prefix = f"{prefix}c:".encode()
         self._control = f"{prefix}node:{self.node}".encode()
+        self._notices = f"{prefix}notices".encode()  # cluster-wide change notices (watch registrations, …)
+        # called with each notice another node sent; with each message another node stored, after routing it
+        # here; and after a reconnect (notices sent while disconnected are lost)
+        self.on_notice: Callable[[bytes], None] | None = None
+        self.on_remote: Callable[[StoredMessage], None] | None = None
+        self.on_reconnect: Callable[[], None] | None = None
         self._desired: set[str] = set()  # topics with local subscribers
         self._sent: set[str] = set()  # topics SUBSCRIBEd on the current pub/sub connection
         self._confirmed: set[str] = set()  # ... and confirmed by Redis
@@ -120,6 +126,10 @@ class RedisBackplane:
         except RedisError as exc:  # stored already: other nodes' subscribers get it from the mailbox
             log.warning("redis publish failed (%s); %d message(s) stay in the mailbox only", exc, len(messages))
 
+    async def announce(self, notice: bytes) -> None:
+        """Send ``notice`` to every other node's ``on_notice`` (at most once; a node that is away misses it)."""
+        await self.redis.publish(self._notices, self.node.encode() + b"\n" + notice)
+
     # -- lifecycle
 
     async def start(self) -> None:
@@ -146,8 +156,10 @@ class RedisBackplane:
                 self._confirmed.clear()
                 for topic in self._desired:
                     self.topic_added(topic)
-                await pubsub.subscribe(self._control)
+                await pubsub.subscribe(self._control, self._notices)
                 self.connects += 1
+                if self.connects > 1 and self.on_reconnect is not None:
+                    self.on_reconnect()
                 delay = self.reconnect_min
                 tasks = {asyncio.create_task(self._read(pubsub)), asyncio.create_task(self._command(pubsub))}
                 try:
@@ -191,7 +203,10 @@ class RedisBackplane:
                 continue
             kind, channel = msg["type"], msg["channel"]
             if kind == "message":
-                self._deliver(msg["data"])
+                if channel == self._notices:
+                    self._notice(msg["data"])
+                else:
+                    self._deliver(msg["data"])
             elif channel == self._control:
                 if kind == "subscribe":
                     self._connected.set()
@@ -212,3 +227,10 @@ class RedisBackplane:
         if node != self.node:
             self.received += 1
             self.router.route(message, data)
+            if self.on_remote is not None:
+                self.on_remote(message)
+
+    def _notice(self, payload: bytes) -> None:
+        node, _, notice = payload.partition(b"\n")
+        if node != self.node.encode() and self.on_notice is not None:
+            self.on_notice(notice)

@@ -45,8 +45,11 @@ from wcnotify.relay.limits import RelayLimits
 from wcnotify.relay.mailbox import Mailbox, MemoryMailbox
 from wcnotify.relay.redis_backplane import RedisBackplane
 from wcnotify.relay.redis_mailbox import RedisMailbox
+from wcnotify.relay.redis_watch import RedisWatchStore
 from wcnotify.relay.sql_mailbox import SqlMailbox
+from wcnotify.relay.sql_watch import SqlWatchStore
 from wcnotify.relay.watch import WatchService
+from wcnotify.relay.watch_store import MemoryWatchStore, WatchStore
 
 log = logging.getLogger("wcnotify.relay")
 
@@ -86,6 +89,15 @@ async def open_mailbox(url: str | None, per_topic_cap: int, redis_prefix: str = 
     raise ValueError(f"unsupported relay database URL {url!r}: use sqlite:///PATH, postgresql://… or redis://…")
 
 
+def store_for(mailbox: Mailbox) -> WatchStore:
+    """The watch store that lives where ``mailbox`` lives (same engine, same Redis), else in memory."""
+    if isinstance(mailbox, SqlMailbox):
+        return SqlWatchStore(mailbox.engine)
+    if isinstance(mailbox, RedisMailbox):
+        return RedisWatchStore(mailbox.redis, mailbox.prefix)
+    return MemoryWatchStore()
+
+
 class RelayApp:
     """The ASGI application of one relay node, and the shared state its connections use."""
 
@@ -121,7 +133,9 @@ class RelayApp:
         mailbox = self._mailbox or await open_mailbox(
             config.database_url or config.redis_url, config.limits.mailbox_per_topic, config.redis_prefix
         )
-        watch = WatchService(self.key, self.audiences, self.clock, retry_base=config.watch_retry_base)
+        watch = WatchService(
+            self.key, self.audiences, self.clock, store_for(mailbox), retry_base=config.watch_retry_base
+        )
         self.state = RelayState(mailbox, limits=config.limits, watch=watch)
         if config.redis_url:
             node = os.urandom(8).hex()  # also the Redis client name, so an operator can tell nodes apart
@@ -130,8 +144,12 @@ class RelayApp:
             self.state.router.listener = backplane
             self.state.on_publish.append(backplane.publish)
             self.state.on_subscribe.append(backplane.ready)
+            backplane.on_notice = watch.on_notice
+            backplane.on_remote = watch.on_remote
+            backplane.on_reconnect = watch.resync
+            watch.announce = backplane.announce
             await backplane.start()
-        watch.start()
+        await watch.start(self.state)
         purger = asyncio.create_task(self._purge_loop(self.state))
         try:
             yield
@@ -145,13 +163,16 @@ class RelayApp:
             await mailbox.close()
 
     async def _purge_loop(self, state: RelayState) -> None:
-        """Delete expired messages and acks, and forget idle rate-limit buckets, every purge_interval."""
+        """Delete expired messages and acks, forget idle rate-limit buckets, and purge and reload the watch
+        store, every purge_interval."""
         while True:
             await asyncio.sleep(self.config.purge_interval)
             try:
                 now = self.clock()
                 await state.mailbox.purge(now)
                 state.prune_buckets(now)
+                if state.watch is not None:
+                    await state.watch.maintain(now)
             except Exception:  # a failed sweep is retried on the next tick; reads skip expired rows anyway
                 log.exception("relay mailbox purge failed")
 

@@ -1,16 +1,21 @@
 """The mailbox in SQL (SQLAlchemy Core, async): SQLite (WAL) for one node, PostgreSQL for several.
 
 Two tables: ``relay_messages`` (one row per ``(topic, message_id)``, ``seq`` giving publish order) and
-``relay_acks`` (one row per client and message received). ``put`` runs in one transaction and commits
-before it returns, so a relay that answered ``true`` still has the message after ``kill -9``. SQLite runs
-in WAL mode with ``synchronous=NORMAL``: a committed transaction survives the process dying (not a power
-cut, which would need ``FULL``). Expired rows are deleted by ``purge``; reads ignore them meanwhile.
+``relay_acks`` (one row per client and message received); three more belong to the watch webhooks
+(``sql_watch.py``) and are created with them. The relay creates its tables itself (``create_all``): they are
+not part of the keys/notify servers' Alembic migrations, so a relay can share their database or use its own.
+
+``put`` runs in one transaction and commits before it returns, so a relay that answered ``true`` still has
+the message after ``kill -9``. SQLite runs in WAL mode with ``synchronous=NORMAL`` (the shared
+``storage.engine.create_engine``): a committed transaction survives the process dying (not a power cut,
+which would need ``FULL``). Expired rows are deleted by ``purge``; reads ignore them meanwhile.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import (
     BigInteger,
@@ -26,17 +31,18 @@ from sqlalchemy import (
     UniqueConstraint,
     and_,
     delete,
-    event,
     exists,
     func,
     select,
+    text,
     tuple_,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wcnotify.relay.mailbox import MailboxFullError, StoredMessage
+from wcnotify.storage.engine import create_engine
 
 metadata = MetaData()
 
@@ -67,16 +73,47 @@ acks = Table(
     Index("ix_relay_acks_expires", "expires_at"),
 )
 
-_SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=5000")
+# watch webhooks (wcnotify.relay.sql_watch): registrations, standing POST /rpc subscriptions, the event queue
+watches = Table(
+    "relay_watches",
+    metadata,
+    Column("client", String(128), primary_key=True),
+    Column("typ", String(16), primary_key=True),
+    Column("whu", String(512), primary_key=True),
+    Column("body", Text, nullable=False),  # Watch.to_json()
+    Column("expires_at", Float, nullable=False),
+)
+
+http_subscriptions = Table(
+    "relay_http_subscriptions",
+    metadata,
+    Column("topic", String(64), primary_key=True),
+    Column("client", String(128), primary_key=True),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_relay_http_subscriptions_expires", "expires_at"),
+)
+
+watch_events = Table(
+    "relay_watch_events",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("whu", Text, nullable=False),
+    Column("jwt", Text, nullable=False),
+    Column("due", Float, nullable=False),
+    Column("give_up_at", Float, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("done", Boolean, nullable=False, default=False),
+    Column("keep_until", Float, nullable=False),  # a repeat of this id is ignored until then
+    Index("ix_relay_watch_events_due", "done", "due"),
+)
 
 
-def async_url(url: str) -> str:
-    """``sqlite:///x`` -> ``sqlite+aiosqlite:///x``; ``postgresql://`` -> ``postgresql+asyncpg://``."""
-    if url.startswith("sqlite:"):
-        return "sqlite+aiosqlite:" + url[len("sqlite:") :]
-    if url.startswith(("postgresql://", "postgres://")):
-        return "postgresql+asyncpg://" + url.split("://", 1)[1]
-    return url
+def _postgres_schema(url: str) -> str | None:
+    """The ``?search_path=`` schema of a PostgreSQL URL (create_engine applies it; it must exist first)."""
+    if not url.startswith("postgres"):
+        return None
+    values = parse_qs(urlsplit(url).query).get("search_path")
+    return values[0] if values else None
 
 
 class SqlMailbox:
@@ -89,19 +126,17 @@ class SqlMailbox:
 
     @classmethod
     async def open(cls, url: str, per_topic_cap: int) -> SqlMailbox:
-        """Connect, switch SQLite to WAL, and create the tables if they are missing."""
-        engine = create_async_engine(async_url(url))
-        if engine.dialect.name == "sqlite":
-
-            @event.listens_for(engine.sync_engine, "connect")
-            def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-                cursor = dbapi_connection.cursor()
-                for pragma in _SQLITE_PRAGMAS:
-                    cursor.execute(pragma)
-                cursor.close()
-
-        async with engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
+        """Connect (SQLite in WAL mode) and create the relay's tables if they are missing."""
+        engine = create_engine(url)  # SQLite: WAL, synchronous=NORMAL, BEGIN IMMEDIATE (storage/engine.py)
+        try:
+            async with engine.begin() as conn:
+                schema = _postgres_schema(url)
+                if schema:
+                    await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+                await conn.run_sync(metadata.create_all)
+        except BaseException:
+            await engine.dispose()
+            raise
         return cls(engine, per_topic_cap)
 
     async def put(self, batch: Sequence[StoredMessage], now: float) -> list[bool]:
