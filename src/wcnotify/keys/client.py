@@ -278,7 +278,8 @@ class IdentityResolver:
     async def _fetch(self, base: str, multibase: str) -> Cacao:
         url = base + spec.KEYS_HTTP_PATH_IDENTITY
         try:
-            response = await self.http.get(url, params={spec.KEYS_QUERY_PUBLIC_KEY: multibase})
+            # never follow a redirect, whatever the shared client is set to: it would leave the allowlist
+            response = await self.http.get(url, params={spec.KEYS_QUERY_PUBLIC_KEY: multibase}, follow_redirects=False)
         except httpx.HTTPError as exc:
             raise KeysServerUnavailableError(f"keys server {base} could not be reached: {exc!r}") from exc
         if response.status_code == 404:
