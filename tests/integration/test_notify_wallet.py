@@ -3,7 +3,11 @@ on SQLite and PostgreSQL (reference-server.md §5 scenarios for these handlers).
 
 from __future__ import annotations
 
-from wcnotify.protocol.crypto import derive_sym_key
+import asyncio
+import dataclasses
+
+from wcnotify.notify.server import NotifyServer
+from wcnotify.protocol.crypto import derive_sym_key, topic_of
 from wcnotify.protocol.did import did_web
 
 from .notify_stack import Wallet, running_stack
@@ -31,3 +35,21 @@ async def test_subscribe_then_update_then_delete(database_url: str) -> None:
 
             deleted = await wallet.delete(dapp)
             assert deleted["act"] == "notify_delete_response" and deleted["sbs"] == []
+
+
+async def test_requests_sent_while_the_server_was_down_are_handled_when_it_returns(database_url: str) -> None:
+    """The relay's mailbox keeps a wallet's subscribe for the server; a restarted server fetches it."""
+    async with running_stack(database_url) as stack:
+        dapp = await stack.create_dapp()
+        config = stack.notify.config
+        await stack.notify.stop()
+        async with Wallet(stack) as wallet:
+            await wallet.register(dapp.domain)
+            pending = asyncio.create_task(wallet.subscribe(dapp, ["news"]))
+            await asyncio.sleep(0.5)
+            assert not pending.done()
+            async with NotifyServer(dataclasses.replace(config, port=0)) as again:
+                await again.wait_relay()
+                answer = await asyncio.wait_for(pending, 15)
+        assert answer["sbs"][0]["scope"] == [dapp.types["news"]]
+        assert topic_of(bytes.fromhex(answer["sbs"][0]["symKey"]))

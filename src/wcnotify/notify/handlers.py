@@ -133,6 +133,7 @@ class _Request:
     subscriber: Subscriber | None = None
     sender_public: bytes | None = None  # type 1: the wallet's X25519 key (Y)
     validated: tuple[Any, ...] = ()  # what validation established, for the write step
+    jwt_exp: int = 0  # the request JWT's exp, once verified
 
     @property
     def response_exp(self) -> int:
@@ -216,7 +217,8 @@ class WalletHandlers:
         )
 
     def _keep_until(self, req: _Request) -> int:
-        return req.now + req.rpc.request_ttl + spec.JWT_LEEWAY
+        """Remember a message while its JWT could still verify: a replay after that is refused as expired."""
+        return max(req.now + req.rpc.request_ttl, req.jwt_exp) + spec.JWT_LEEWAY
 
     async def _commit(self, req: _Request, conn: AsyncConnection, outcome: Outcome) -> None:
         """Run the handler's writes, then claim the message in the same transaction."""
@@ -288,6 +290,7 @@ class WalletHandlers:
             claims = cls.verify(req.token, now=req.now, aud=aud)
         except JwtError as exc:
             raise RequestError(f"JWT parse/verification error: {exc}") from exc
+        req.jwt_exp = claims.exp
         return claims
 
     def _check_app(self, claims: Any, project: Project) -> None:

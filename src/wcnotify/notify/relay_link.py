@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from wcnotify import spec
+from wcnotify.notify.handlers import RelayEvent
 from wcnotify.protocol.crypto import Ed25519KeyPair
 from wcnotify.protocol.did import encode_did_key
 from wcnotify.protocol.jwt import JwtError, WatchEventClaims, WatchRegisterClaims
@@ -90,6 +91,16 @@ class RelayLink:
             chunk = [{"topic": t} for t in topics[start : start + spec.RELAY_BATCH_MAX]]
             if chunk:
                 await self.rpc.request(RelayMethod.BATCH_UNSUBSCRIBE, {"subscriptions": chunk})
+
+    async def fetch(self, topics: Sequence[str]) -> tuple[list[RelayEvent], bool]:
+        """Messages the relay's mailbox holds for us on ``topics`` (one page) and whether more remain."""
+        result = await self.rpc.request(RelayMethod.BATCH_FETCH_MESSAGES, {"topics": list(topics)})
+        events = [
+            RelayEvent(m["topic"], m["message"], int(m.get("tag", 0)), int(m.get("publishedAt", 0)))
+            for m in result.get("messages", [])
+            if isinstance(m, dict) and isinstance(m.get("topic"), str) and isinstance(m.get("message"), str)
+        ]
+        return events, bool(result.get("hasMore"))
 
     async def publish(self, messages: Sequence[dict[str, Any]]) -> None:
         for start in range(0, len(messages), spec.RELAY_BATCH_MAX):

@@ -24,7 +24,7 @@ from wcnotify import spec
 from wcnotify.keys.client import IdentityResolver
 from wcnotify.notify import store
 from wcnotify.notify.api import BodyLimit, build_app
-from wcnotify.notify.handlers import Outcome, RelayEvent, WalletHandlers
+from wcnotify.notify.handlers import Outcome, RelayEvent, ServerFault, WalletHandlers
 from wcnotify.notify.identity import ServerIdentity
 from wcnotify.notify.relay_link import RelayLink
 from wcnotify.notify.store import Database
@@ -111,20 +111,35 @@ class NotifyService:
     # ------------------------------------------------------------------------------ background
 
     async def sync_relay(self) -> None:
-        """Fetch the relay key, register the webhook, subscribe every topic we answer on."""
+        """Fetch the relay key, register the webhook, subscribe every topic we answer on, and handle what
+        the relay's mailbox kept for us meanwhile (requests sent while we were away or unsubscribed)."""
         await self.relay.fetch_relay_key()
         await self.relay.register_webhook()
         async with self.db.read() as conn:
             topics = [self.identity.watch_topic, *await store.project_topics(conn)]
-        await self.relay.subscribe(topics)
+        await self._subscribe_and_catch_up(topics)
         after = ""
         while True:
             async with self.db.read() as conn:
-                page = await store.subscriber_topics(conn, after, limit=spec.RELAY_BATCH_MAX * 10)
+                page = await store.subscriber_topics(conn, after, limit=spec.RELAY_BATCH_MAX)
             if not page:
                 break
-            await self.relay.subscribe(page)
+            await self._subscribe_and_catch_up(page)
             after = page[-1]
+
+    async def _subscribe_and_catch_up(self, topics: list[str]) -> None:
+        for start in range(0, len(topics), spec.RELAY_BATCH_MAX):
+            chunk = topics[start : start + spec.RELAY_BATCH_MAX]
+            await self.relay.subscribe(chunk)
+            while True:
+                events, more = await self.relay.fetch(chunk)
+                for event in events:
+                    try:
+                        await self.process(event)
+                    except (ServerFault, RelayClientError, SQLAlchemyError) as exc:
+                        log.warning("catch-up of %s on %s failed: %s", event.tag, event.topic[:16], exc)
+                if not more:
+                    break
 
     async def _relay_setup_loop(self) -> None:
         delay = 0.2
