@@ -563,3 +563,12 @@ def test_cli_keys_help_documents_the_default_database() -> None:
     done = subprocess.run([WCNOTIFY, "keys", "--help"], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0
     assert "wcnotify-keys.db" in done.stdout and "Example: wcnotify keys" in done.stdout
+
+
+async def test_double_slash_path_from_a_trailing_slash_keyserver_url(keys: KeysServer, http: httpx.AsyncClient) -> None:
+    """identity-keys builds ``${keyserverUrl}/identity``: with ``http://host:port/`` configured, ``//identity``."""
+    wallet, identity = Wallet.new(), Ed25519KeyPair.generate()
+    cacao = wallet.registration(identity, keys.url).to_dict()
+    response = await http.post(f"{keys.url}//identity", json={"cacao": cacao})
+    assert response.status_code == 200
+    assert (await http.get(f"{keys.url}//identity", params={"publicKey": multibase(identity)})).status_code == 200

@@ -33,6 +33,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from wcnotify import spec
 from wcnotify.keys.envelope import KeysApiError, failure_body, success_body
@@ -91,6 +92,19 @@ def _api(handler: Handler) -> Handler:
     return wrapped
 
 
+class _CollapseLeadingSlashes:
+    """identity-keys requests ``${keyserverUrl}/identity`` verbatim, so a wallet configured with a trailing
+    slash asks for ``//identity``: the same resource, and served as such."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("//"):
+            scope = {**scope, "path": "/" + scope["path"].lstrip("/")}
+        await self.app(scope, receive, send)
+
+
 class KeysApp:
     """The ASGI app of one keys server. Give it an ``engine`` to share one (``wcnotify up``), or a
     ``database_url`` and it opens (and migrates) its own when it starts and closes it when it stops."""
@@ -111,7 +125,7 @@ class KeysApp:
         self.max_body_bytes = max_body_bytes
         self._database_url = database_url
         self._store = IdentityStore(engine) if engine is not None else None
-        self.app = Starlette(
+        self.starlette = Starlette(
             routes=[
                 Route(spec.KEYS_HTTP_PATH_IDENTITY, self.register, methods=["POST"]),
                 Route(spec.KEYS_HTTP_PATH_IDENTITY, self.resolve, methods=["GET"]),
@@ -121,6 +135,7 @@ class KeysApp:
             exception_handlers={HTTPException: self._http_error},
             lifespan=self.lifespan,
         )
+        self.app = _CollapseLeadingSlashes(self.starlette)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:

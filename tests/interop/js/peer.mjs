@@ -333,6 +333,58 @@ const ops = {
   },
 };
 
+// ---- identity-keys 2.1.0 against a keys server on LOOPBACK (tests/interop/test_js_keys.py)
+// IdentityKeys is built as NotifyClient builds it: on a Core 2.12.2 (never started: no relay) with in-memory
+// storage; only its keychain and its identityKeys Store are initialised. Its register/resolve/unregister
+// then talk HTTP (axios) to keyserverUrl, which must be a loopback URL.
+const identityKeysPkg = lazy(() => requireNotify("@walletconnect/identity-keys"));
+const identityKeysCore = lazy(() => requireFrom(requireNotify, "@walletconnect/identity-keys")("@walletconnect/core"));
+async function loopbackIdentityKeys(keyserverUrl, identitySeed) {
+  if (!["127.0.0.1", "localhost", "[::1]"].includes(new URL(keyserverUrl).hostname)) {
+    throw new Error(`keyserverUrl must be a loopback URL, got ${keyserverUrl}`);
+  }
+  const core = new (identityKeysCore().Core)({
+    projectId: "wcnotify-interop-offline", relayUrl: "ws://127.0.0.1:9", logger: "silent", storage: new MemoryStorage(),
+  });
+  await core.crypto.init();
+  const ik = new (identityKeysPkg().IdentityKeys)(core, "wcnotify-interop-offline", keyserverUrl);
+  await ik.init();
+  if (identitySeed !== undefined) {
+    const seed = hexToBytes(identitySeed, "identitySeed");
+    ik.generateIdentityKey = () => ik.getKeyData(seed);
+  }
+  return ik;
+}
+Object.assign(ops, {
+  async identityKeysRegister({ keyserverUrl, account, domain, allApps, privateKey, identitySeed }) {
+    // prepareRegistration -> the wallet signs the SIWE text (ethers, EIP-191) -> registerIdentity, which
+    // checks the signature itself and POSTs {cacao} to keyserverUrl/identity.
+    need({ keyserverUrl, account, domain, privateKey }, "keyserverUrl", "account", "domain", "privateKey");
+    const ik = await loopbackIdentityKeys(keyserverUrl, identitySeed);
+    const n = notifyClientPkg();
+    const statement = allApps ? n.NOTIFY_AUTHORIZATION_STATEMENT_ALL_DOMAINS : n.NOTIFY_AUTHORIZATION_STATEMENT_THIS_DOMAIN;
+    const { message, registerParams } = await ik.prepareRegistration({ accountId: account, domain, statement });
+    const signature = { t: "eip191", s: ops.eip191Sign({ privateKey, message }) };
+    const identityPublicKey = await ik.registerIdentity({ registerParams, signature });
+    return { message, identityPublicKey, identityKey: didJwt("2.1.0").encodeEd25519Key(identityPublicKey) };
+  },
+  async identityKeysResolve({ keyserverUrl, publicKey }) {
+    // resolveIdentity({publicKey: did:key}) -> GET keyserverUrl/identity?publicKey=<multibase> -> value.cacao
+    need({ keyserverUrl, publicKey }, "keyserverUrl", "publicKey");
+    return (await loopbackIdentityKeys(keyserverUrl)).resolveIdentity({ publicKey });
+  },
+  async identityKeysUnregister({ keyserverUrl, account, identitySeed }) {
+    // The key pair a wallet would restore from its storage, then unregisterIdentity: DELETE {idAuth} signed
+    // by the identity key with iat = Date.now() and exp = jwtExp(iat), both in milliseconds.
+    need({ keyserverUrl, account, identitySeed }, "keyserverUrl", "account", "identitySeed");
+    const ik = await loopbackIdentityKeys(keyserverUrl);
+    const { pubKeyHex, privKeyHex } = await ik.getKeyData(hexToBytes(identitySeed, "identitySeed"));
+    await ik.identityKeys.set(account, { identityKeyPriv: privKeyHex, identityKeyPub: pubKeyHex, accountId: account });
+    await ik.unregisterIdentity({ account });
+    return { registered: ik.isRegistered(account) };
+  },
+});
+
 // ---- versions() helper
 function findPackageJson(req, name) {
   // Walk up from the resolved entry point to the package's own package.json.
