@@ -208,6 +208,8 @@ async def test_undelivered_events_are_delivered_after_kill9(tmp_path: Path) -> N
         while receiver.attempts.get("pub", 0) < 3:  # each event's first attempt answered 503; next in 2 s
             assert time.monotonic() < deadline
             await asyncio.sleep(0.01)
+        # let the relay record the retries (an event killed mid-POST would wait out its 30 s claim lease)
+        await asyncio.sleep(0.5)
         process.kill9()
         assert not receiver.events
         process.start()

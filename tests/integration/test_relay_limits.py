@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import random
 import time
+from pathlib import Path
 
 import orjson
 import pytest
@@ -16,6 +17,8 @@ from wcnotify.relay.limits import RelayLimits
 from wcnotify.relay.server import RelayConfig, RelayServer
 from wcnotify.relay.testing import RawRelayPeer, random_topic
 from wcnotify.spec import RELAY_MAX_TTL, RELAY_MIN_TTL
+
+from .conftest import RedisService
 
 
 def pub(topic: str, message: str = "m", ttl: int = 300, tag: int = 1) -> dict[str, object]:
@@ -192,3 +195,43 @@ async def test_subscribe_answers_even_when_closed_right_after(method: str) -> No
             assert "result" in await other.call("irn_fetchMessages", {"topic": random_topic()})
         with contextlib.suppress(ConnectionClosed):
             await c.ws.send("x")
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite", "redis"])
+async def test_large_backlog_comes_in_pages_instead_of_closing_the_socket(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """30 topics x 40 messages = 1,200 pending, an outbox of 100 frames and pages of 50: an acking subscriber
+    gets all of it in publish order per topic (plus a live message published mid-drain, once); one that never
+    acks gets one page and stays connected."""
+    limits = RelayLimits(backlog_page=50, max_outbox=100, rate_burst=10_000)
+    if backend == "redis":
+        service: RedisService = request.getfixturevalue("redis_service")
+        config = RelayConfig(port=0, redis_url=service.url, redis_prefix=service.prefix, limits=limits)
+    else:
+        url = None if backend == "memory" else f"sqlite:///{tmp_path / 'relay.db'}"
+        config = RelayConfig(port=0, database_url=url, limits=limits)
+    topics = [random_topic() for _ in range(30)]
+    async with RelayServer(config) as relay, await RawRelayPeer.open(relay.ws_url) as publisher:
+        for topic in topics:
+            batch = [pub(topic, f"{topic[:4]}-{i:02}") for i in range(40)]
+            assert (await publisher.call("irn_batchPublish", {"messages": batch}))["result"] is True
+        async with await RawRelayPeer.open(relay.ws_url) as lazy:
+            await lazy.call("irn_batchSubscribe", {"topics": topics})
+            assert len([await lazy.push() for _ in range(50)]) == 50
+            assert await lazy.no_push(0.3)
+            assert (await lazy.call("irn_fetchMessages", {"topic": random_topic()}))["result"]["messages"] == []
+        async with await RawRelayPeer.open(relay.ws_url) as reader:
+            await reader.call("irn_batchSubscribe", {"topics": topics})
+            got: dict[str, list[str]] = {}
+            for n in range(1201):
+                push = await reader.push()
+                await reader.ack(push)
+                data = push["params"]["data"]
+                got.setdefault(data["topic"], []).append(data["message"])
+                if n == 100:  # mid-drain: must come once, after that topic's backlog
+                    await publisher.call("irn_publish", pub(topics[-1], "live"))
+            assert await reader.no_push(0.3)
+            for topic in topics[:-1]:
+                assert got[topic] == [f"{topic[:4]}-{i:02}" for i in range(40)]
+            assert got[topics[-1]] == [f"{topics[-1][:4]}-{i:02}" for i in range(40)] + ["live"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -109,8 +109,10 @@ class SlowMailbox(MemoryMailbox):
         self.gate = asyncio.Event()
         self.reading = asyncio.Event()
 
-    async def pending(self, client: str, topics: Sequence[str], now: float, limit: int) -> list[StoredMessage]:
-        found = await super().pending(client, topics, now, limit)
+    async def pending(
+        self, client: str, topics: Sequence[str], now: float, limit: int, after: Mapping[str, int] | None = None
+    ) -> list[StoredMessage]:
+        found = await super().pending(client, topics, now, limit, after)
         self.reading.set()
         await self.gate.wait()
         return found

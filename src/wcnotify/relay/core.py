@@ -16,6 +16,11 @@ Rules (protocol.md §2, interop.md):
 * On subscribe the answer is sent first, then every pending message of the topic (mailbox order), then any
   message published meanwhile that was not in that backlog. Live messages are held back while the backlog
   is read, so a subscriber never sees a topic out of order.
+* A backlog is read in pages of ``limits.backlog_page`` messages (one read for all topics of a batch
+  subscribe). When a page is full the topics are *draining*: live messages for them are dropped (they are
+  in the mailbox, after the page's cursor), and the next page is read, from the cursor, once the client
+  has acknowledged half of what is in flight. The page that comes back short ends the drain the same way a
+  one-page backlog does. A client that never acknowledges gets one page per subscribe.
 * The client's ``{"id": n, "result": true}`` to an ``irn_subscription`` stores an ack for its client id; so
   does ``irn_batchReceive``, and so does ``irn_fetchMessages`` (the answer *is* the delivery; without that a
   client repeating fetch while ``hasMore`` would loop on the same page).
@@ -241,7 +246,7 @@ Handler = Callable[["RelaySession", Any, float], Awaitable[Any]]
 class RelaySession:
     """One authenticated client connection (or one stateless ``POST /rpc`` call when ``live`` is False)."""
 
-    __slots__ = ("_flush", "_in_flight", "_replaying", "client_id", "emit", "live", "state", "topics")
+    __slots__ = ("_draining", "_flush", "_in_flight", "_replaying", "client_id", "emit", "live", "state", "topics")
 
     def __init__(self, state: RelayState, client_id: str, emit: Emit, *, live: bool = True) -> None:
         self.state = state
@@ -252,7 +257,8 @@ class RelaySession:
         # topic -> live messages held back while the topic's backlog is read
         self._replaying: dict[str, list[tuple[StoredMessage, bytes]]] = {}
         self._in_flight: dict[int, tuple[str, str]] = {}  # relay request id -> (topic, message_id)
-        self._flush: list[tuple[str, list[StoredMessage]]] = []  # backlogs to send after the answer
+        self._flush: list[tuple[list[str], list[StoredMessage]]] = []  # backlog pages to send after the answer
+        self._draining: dict[str, int] = {}  # topic -> seq of the last backlog message sent (more to read)
 
     # -- input
 
@@ -305,15 +311,34 @@ class RelaySession:
                 await self.state.mailbox.ack(self.client_id, (receipt,), now)
             except Exception as exc:  # the message stays unacknowledged and comes again (at least once)
                 log.warning("relay could not store an ack: %s: %s", type(exc).__name__, exc)
+        if self._draining and len(self._in_flight) <= self.state.limits.backlog_page // 2:
+            await self._next_page(now)
+
+    async def _next_page(self, now: float) -> None:
+        """Read and push the next page of the draining topics' backlog (holding live messages meanwhile)."""
+        topics = list(self._draining)
+        for topic in topics:
+            self._replaying[topic] = []
+        try:
+            page = await self.state.mailbox.pending(
+                self.client_id, topics, now, self.state.limits.backlog_page, dict(self._draining)
+            )
+        except Exception as exc:  # tried again on the next ack; nothing is lost (it is all in the mailbox)
+            log.warning("relay could not read a backlog page: %s: %s", type(exc).__name__, exc)
+            for topic in topics:
+                self._replaying.pop(topic, None)
+            return
+        self._send_page(topics, page)
 
     # -- output
 
     def deliver(self, message: StoredMessage, data: bytes) -> None:
-        """Router callback: send ``message`` now, or hold it while its topic's backlog is being read."""
+        """Router callback: send ``message`` now, or hold it while its topic's backlog is being read (or drop
+        it while the backlog is drained page by page: a later page has it)."""
         held = self._replaying.get(message.topic)
         if held is not None:
             held.append((message, data))
-        elif message.topic in self.topics:
+        elif message.topic in self.topics and message.topic not in self._draining:
             self._push(message, data, self.topics[message.topic])
 
     def _push(self, message: StoredMessage, data: bytes, sub_id: str) -> None:
@@ -329,6 +354,7 @@ class RelaySession:
             self.state.router.remove(topic, self)
         self.topics.clear()
         self._replaying.clear()
+        self._draining.clear()
         self._in_flight.clear()
 
     # -- subscriptions
@@ -355,22 +381,38 @@ class RelaySession:
         if fresh:
             for hook in self.state.on_subscribe:
                 await hook(fresh)
-        for topic in fresh:
-            cap = self.state.limits.mailbox_per_topic
-            backlog = await self.state.mailbox.pending(self.client_id, (topic,), now, cap)
-            self._flush.append((topic, backlog))
+        if fresh:
+            for topic in fresh:
+                self._draining.pop(topic, None)
+            page = await self.state.mailbox.pending(self.client_id, fresh, now, self.state.limits.backlog_page)
+            self._flush.append((fresh, page))
         return ids
 
     def _finish_replays(self) -> None:
         flush, self._flush = self._flush, []
-        for topic, backlog in flush:
+        for topics, page in flush:
+            self._send_page(topics, page)
+
+    def _send_page(self, topics: list[str], page: list[StoredMessage]) -> None:
+        """Push a backlog page; if it was full the topics drain on, else push what was held back meanwhile."""
+        for m in page:
+            sub_id = self.topics.get(m.topic)
+            if sub_id is not None:
+                self._push(m, subscription_data(m), sub_id)
+        if len(page) >= self.state.limits.backlog_page:
+            last = {m.topic: m.seq for m in page}
+            for topic in topics:
+                self._replaying.pop(topic, None)  # held ones are after the cursor: a later page has them
+                if topic in self.topics:
+                    self._draining[topic] = max(self._draining.get(topic, 0), last.get(topic, 0))
+            return
+        seen = {m.message_id for m in page}
+        for topic in topics:
+            self._draining.pop(topic, None)
             held = self._replaying.pop(topic, [])
             sub_id = self.topics.get(topic)
             if sub_id is None:
                 continue
-            seen = {m.message_id for m in backlog}
-            for m in backlog:
-                self._push(m, subscription_data(m), sub_id)
             for m, data in held:
                 if m.message_id not in seen:
                     self._push(m, data, sub_id)
@@ -404,6 +446,7 @@ class RelaySession:
         if self.topics.pop(topic, None) is not None:
             self.state.router.remove(topic, self)
         self._replaying.pop(topic, None)
+        self._draining.pop(topic, None)
 
     # -- publishing
 

@@ -22,6 +22,9 @@ class RelayLimits:
     max_batch: int = spec.RELAY_BATCH_MAX
     mailbox_per_topic: int = spec.RELAY_MAILBOX_MAX_PER_TOPIC
     fetch_page: int = spec.RELAY_FETCH_PAGE
+    # backlog messages pushed per page after a subscribe; the next page is read once the client has acked
+    # half of what is in flight, so a large backlog never floods the outbox (and closes the socket with 1013)
+    backlog_page: int = spec.RELAY_BACKLOG_PAGE
     rate_per_second: float = spec.RELAY_RATE_PER_SECOND
     rate_burst: int = spec.RELAY_RATE_BURST
     max_frame_bytes: int = spec.RELAY_MAX_FRAME_BYTES

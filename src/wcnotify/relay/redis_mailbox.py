@@ -19,7 +19,7 @@ replicas), not Redis Cluster.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import orjson
 from redis.asyncio import Redis
@@ -91,7 +91,8 @@ end
 return flags
 """
 
-# KEYS: q, x, b, a per topic.  ARGV: now, limit, "<client>|".  Returns flat (topic index, id, body) triples.
+# KEYS: q, x, b, a per topic.  ARGV: now, limit, "<client>|", then one "after" seq per topic.
+# Returns flat (topic index, id, body, seq) quadruples.  Reads the topic in slices of 200 ids, from the cursor.
 _PENDING = """
 local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
@@ -100,17 +101,26 @@ local ml = #mine
 local out = {}
 for i = 0, #KEYS / 4 - 1 do
   local q, x, b, a = KEYS[4 * i + 1], KEYS[4 * i + 2], KEYS[4 * i + 3], KEYS[4 * i + 4]
-  for _, mid in ipairs(redis.call('ZRANGE', q, 0, -1)) do
-    local exp = redis.call('ZSCORE', x, mid)
-    if exp and tonumber(exp) > now and not redis.call('ZSCORE', a, mid) then
-      local body = redis.call('HGET', b, mid)
-      if body and string.sub(body, 1, ml) ~= mine then
-        out[#out + 1] = i
-        out[#out + 1] = mid
-        out[#out + 1] = body
-        if #out >= 3 * limit then return out end
+  local from = '(' .. ARGV[4 + i]
+  while true do
+    local slice = redis.call('ZRANGEBYSCORE', q, from, '+inf', 'WITHSCORES', 'LIMIT', 0, 200)
+    if #slice == 0 then break end
+    for j = 1, #slice, 2 do
+      local mid = slice[j]
+      local exp = redis.call('ZSCORE', x, mid)
+      if exp and tonumber(exp) > now and not redis.call('ZSCORE', a, mid) then
+        local body = redis.call('HGET', b, mid)
+        if body and string.sub(body, 1, ml) ~= mine then
+          out[#out + 1] = i
+          out[#out + 1] = mid
+          out[#out + 1] = body
+          out[#out + 1] = slice[j + 1]
+          if #out >= 4 * limit then return out end
+        end
       end
     end
+    if #slice < 400 then break end
+    from = '(' .. slice[#slice]
   end
 end
 return out
@@ -163,10 +173,10 @@ def _body(m: StoredMessage) -> bytes:
     return m.publisher.encode() + b"|" + orjson.dumps([m.message, m.tag, m.published_at, m.expires_at, m.prompt])
 
 
-def _message(topic: str, mid: bytes, body: bytes) -> StoredMessage:
+def _message(topic: str, mid: bytes, body: bytes, seq: int = 0) -> StoredMessage:
     publisher, _, rest = body.partition(b"|")
     message, tag, published_at, expires_at, prompt = orjson.loads(rest)
-    return StoredMessage(topic, message, mid.decode(), tag, published_at, expires_at, publisher.decode(), prompt)
+    return StoredMessage(topic, message, mid.decode(), tag, published_at, expires_at, publisher.decode(), prompt, seq)
 
 
 class RedisMailbox:
@@ -211,16 +221,19 @@ class RedisMailbox:
             raise MailboxFullError(topics[int(result[1]) - 1], self.per_topic_cap)
         return [bool(int(flag)) for flag in result[1:]]
 
-    async def pending(self, client: str, topics: Sequence[str], now: float, limit: int) -> list[StoredMessage]:
+    async def pending(
+        self, client: str, topics: Sequence[str], now: float, limit: int, after: Mapping[str, int] | None = None
+    ) -> list[StoredMessage]:
         if not topics or limit <= 0:
             return []
         keys: list[str] = []
         for topic in topics:
             keys.extend(self._topic_keys(topic))
             keys.append(self._ack_key(client, topic))
-        flat = await self._pending(keys=keys, args=[repr(now), limit, client + "|"])
+        cursors = [(after or {}).get(t, 0) for t in topics]
+        flat = await self._pending(keys=keys, args=[repr(now), limit, client + "|", *cursors])
         return [
-            _message(topics[int(flat[i])], flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)
+            _message(topics[int(flat[i])], flat[i + 1], flat[i + 2], int(flat[i + 3])) for i in range(0, len(flat), 4)
         ]
 
     async def ack(self, client: str, receipts: Iterable[tuple[str, str]], now: float) -> None:

@@ -13,7 +13,7 @@ which would need ``FULL``). Expired rows are deleted by ``purge``; reads ignore 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -33,6 +33,7 @@ from sqlalchemy import (
     delete,
     exists,
     func,
+    or_,
     select,
     text,
     tuple_,
@@ -188,14 +189,22 @@ class SqlMailbox:
             await conn.execute(messages.insert(), new_rows)
         return flags
 
-    async def pending(self, client: str, topics: Sequence[str], now: float, limit: int) -> list[StoredMessage]:
+    async def pending(
+        self, client: str, topics: Sequence[str], now: float, limit: int, after: Mapping[str, int] | None = None
+    ) -> list[StoredMessage]:
         acked = exists().where(
             and_(acks.c.client == client, acks.c.topic == messages.c.topic, acks.c.message_id == messages.c.message_id)
+        )
+        after = {t: seq for t, seq in (after or {}).items() if seq > 0 and t in topics}
+        fresh = [t for t in topics if t not in after]
+        which = or_(
+            *([messages.c.topic.in_(fresh)] if fresh else []),
+            *(and_(messages.c.topic == t, messages.c.seq > seq) for t, seq in after.items()),
         )
         query = (
             select(messages)
             .where(
-                messages.c.topic.in_(list(topics)),
+                which,
                 messages.c.expires_at > now,
                 messages.c.publisher != client,
                 ~acked,
@@ -207,7 +216,8 @@ class SqlMailbox:
             rows = (await conn.execute(query)).all()
         found = [
             StoredMessage(
-                r.topic, r.message, r.message_id, r.tag, r.published_at, r.expires_at, r.publisher, bool(r.prompt)
+                r.topic, r.message, r.message_id, r.tag, r.published_at, r.expires_at, r.publisher, bool(r.prompt),
+                r.seq,
             )
             for r in rows
         ]
