@@ -85,33 +85,33 @@ async def test_resolves_and_authorizes_a_registered_identity(keys: KeysServer, c
     assert await resolver.resolve(keys.url, iss.removeprefix("did:key:"), now=now) == resolved
 
 
-@pytest.mark.parametrize(
-    "ksu",
-    [
-        "http://127.0.0.1:{other}",  # a second keys server that would answer
-        "https://127.0.0.1:{port}",
-        "http://127.0.0.1:{port}@127.0.0.1:{other}",  # user info that makes the host the other server
-        "http://127.0.0.1:{port}/../",
-        "http://127.0.0.1:{port}?x=1",
-        "http://127.0.0.1:{port}#frag",
-        "file:///etc/passwd",
-        "http://169.254.169.254/latest/meta-data",
-        "",
-        "127.0.0.1:{port}",
-    ],
+REFUSED_KSUS = (
+    "http://127.0.0.1:{other}",  # a second keys server that would answer
+    "https://127.0.0.1:{port}",
+    "http://127.0.0.1:{port}@127.0.0.1:{other}",  # user info that makes the host the other server
+    "http://127.0.0.1:{port}/../",
+    "http://127.0.0.1:{port}?x=1",
+    "http://127.0.0.1:{port}#frag",
+    "file:///etc/passwd",
+    "http://169.254.169.254/latest/meta-data",
+    "",
+    "127.0.0.1:{port}",
 )
+
+
 async def test_ksu_outside_the_allowlist_is_refused_before_any_request(
-    keys: KeysServer, database_url: str, counting: Counting, ksu: str
+    keys: KeysServer, database_url: str, counting: Counting
 ) -> None:
     _, _, iss = await register(keys, counting.http)
     async with running_keys(database_url) as other:
         await register(other, counting.http)  # the other server knows identities too
         counting.urls.clear()
         resolver = IdentityResolver([keys.url], http=counting.http)
-        with pytest.raises(KeysServerNotAllowedError) as excinfo:
-            await resolver.resolve(ksu.format(port=keys.port, other=other.port), iss, now=int(time.time()))
+        for ksu in REFUSED_KSUS:
+            with pytest.raises(KeysServerNotAllowedError) as excinfo:
+                await resolver.resolve(ksu.format(port=keys.port, other=other.port), iss, now=int(time.time()))
+            assert keys.url in excinfo.value.message and not excinfo.value.server_fault
         assert counting.urls == []
-        assert keys.url in excinfo.value.message and not excinfo.value.server_fault
 
 
 async def test_allowlist_matches_normalized_urls(keys: KeysServer, counting: Counting) -> None:
