@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 
@@ -72,7 +72,7 @@ class AsgiService:
             await self._task
         self.sock.close()
 
-    async def __aenter__(self) -> AsgiService:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
