@@ -13,7 +13,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,17 +130,37 @@ class Stack:
 
 @contextlib.asynccontextmanager
 async def running_stack(database_url: str, **notify_options: Any) -> AsyncIterator[Stack]:
-    async with (
-        RelayServer(RelayConfig(port=0)) as relay,
-        KeysServer(KeysConfig(port=0, database_url=database_url)) as keys,
-    ):
+    """Relay and keys server (started together), then the notify server; all three stop together."""
+    relay = RelayServer(RelayConfig(port=0))
+    keys = KeysServer(KeysConfig(port=0, database_url=database_url))
+    started: list[RelayServer | KeysServer | NotifyServer] = []
+
+    async def start(server: RelayServer | KeysServer | NotifyServer) -> None:
+        await server.start()
+        started.append(server)
+
+    try:
+        await _together(start(relay), start(keys))
         config = NotifyConfig(
             relay_url=relay.http_url, keys_urls=(keys.url,), port=0, database_url=database_url,
             admin_token=ADMIN, seed="test seed " + os.urandom(4).hex(), **notify_options,
         )
-        async with NotifyServer(config) as notify, httpx.AsyncClient(timeout=10, trust_env=False) as http:
+        notify = NotifyServer(config)
+        await start(notify)
+        async with httpx.AsyncClient(timeout=10, trust_env=False) as http:
             await notify.wait_relay()
             yield Stack(relay, keys, notify, http)
+    finally:
+        # uvicorn takes ~0.2 s to wind down each server: stop them in parallel
+        await _together(*(server.stop() for server in started))
+
+
+async def _together(*calls: Awaitable[None]) -> None:
+    """Run ``calls`` concurrently; wait for all of them, then raise the first failure."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 class RpcRefused(Exception):
@@ -162,6 +182,7 @@ class Wallet:
         self._buffer: list[RelayMessage] = []
         self.subscriptions: dict[str, dict[str, Any]] = {}  # app domain -> sbs entry
         self.watch_key: bytes | None = None  # S_w, to read subscriptionsChanged
+        self.last_published: tuple[str, str, int] | None = None  # (topic, message, tag) of the last request
 
     @property
     def did(self) -> str:
@@ -174,13 +195,14 @@ class Wallet:
     async def __aexit__(self, *_exc: object) -> None:
         await self.relay.close()
 
-    async def register(self, domain: str, *, all_apps: bool = False) -> None:
+    async def register(self, domain: str, *, all_apps: bool = False, recaps: bool = False) -> None:
         payload = prepare_registration(
             account=self.account, domain=domain, identity_public_key=self.identity.public_key,
             keys_server_url=self.ksu, all_apps=all_apps, nonce=os.urandom(16).hex(), now=time.time(),
+            recaps=recaps,
         )
         cacao = Cacao(payload, sign_eip191(siwe_message(payload), self.eth.key))
-        async with KeysClient(self.ksu) as keys:
+        async with KeysClient(self.ksu, http=self.stack.http) as keys:  # shared client: no TLS set-up per call
             await keys.register(cacao)
 
     # ------------------------------------------------------------------------------- plumbing
