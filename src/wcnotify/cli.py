@@ -317,6 +317,31 @@ def project_list(
     console.print(table)
 
 
+bench_app = typer.Typer(help="Benchmarks on loopback that print a table (and one JSON line).", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("relay")
+def bench_relay(
+    *,
+    pairs: int = typer.Option(32, help="Publisher/subscriber WebSocket pairs."),
+    size: int = typer.Option(300, help="Message bytes."),
+    seconds: float = typer.Option(4.0, help="Measured seconds per phase (max rate, then half of it)."),
+    idle: int = typer.Option(5000, help="Idle connections for the memory figure (0 skips it)."),
+) -> None:
+    """Relay vs a bare websockets forwarder: msgs/s, p50/p99 latency, KiB per idle connection.
+
+    Example: wcnotify bench relay --seconds 2 --idle 1000
+    """
+    import json
+
+    from wcnotify.bench.relay import BenchOptions, run, table
+
+    result = run(BenchOptions(pairs=pairs, size=size, seconds=seconds, idle=idle))
+    console.print(table(result), markup=False)
+    console.print(json.dumps(result), markup=False, soft_wrap=True)
+
+
 def main() -> None:
     app()
 

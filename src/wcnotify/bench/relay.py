@@ -1,6 +1,7 @@
 """Relay benchmark on loopback: routed messages/s, publish->deliver latency, memory per idle connection.
 
-    .venv/bin/python bench/relay.py [--pairs 32] [--seconds 4] [--idle 5000] [--size 300]
+    wcnotify bench relay [--pairs 32] [--seconds 4] [--idle 5000] [--size 300]
+    .venv/bin/python bench/relay.py [same options, plus --topics, --window, --warmup]
 
 N publisher/subscriber WebSocket pairs send the JS relayer's frames (``irn_batchSubscribe``, ``irn_publish``,
 the ``irn_subscription`` push and its ``true`` ack) through
@@ -142,7 +143,7 @@ def free_port() -> int:
 
 def start_server(kind: str) -> Server:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, __file__, f"--serve-{kind}", str(port)])
+    proc = subprocess.Popen([sys.executable, "-m", "wcnotify.bench.relay", f"--serve-{kind}", str(port)])
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -241,7 +242,7 @@ def pct(values: list[int], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1e6  # ms
 
 
-async def load(server: Server, args: argparse.Namespace, rate: float | None) -> dict[str, Any]:
+async def load(server: Server, args: BenchOptions, rate: float | None) -> dict[str, Any]:
     """One phase against a running server: max rate (rate None) or paced at ``rate`` messages/s."""
     pairs: list[Pair] = []
     for _ in range(args.pairs):
@@ -331,7 +332,25 @@ def raise_nofile(need: int) -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-async def bench(args: argparse.Namespace) -> dict[str, Any]:
+@dataclass(frozen=True)
+class BenchOptions:
+    """What a run measures; the defaults are the run docs/performance.md reports."""
+
+    pairs: int = 32
+    topics: int = 8  # topics per pair (the publisher rotates over them)
+    window: int = 16  # publishes in flight per publisher at max rate
+    size: int = 300  # message bytes
+    seconds: float = 4.0  # measured seconds per phase
+    warmup: float = 1.0
+    idle: int = 5000  # idle connections for the memory figure (0: skip it)
+
+
+def run(options: BenchOptions) -> dict[str, Any]:
+    """Run the whole benchmark (servers in subprocesses) and return every figure."""
+    return asyncio.run(bench(options))
+
+
+async def bench(args: BenchOptions) -> dict[str, Any]:
     nofile = raise_nofile(2 * args.idle + 1000)
     idle = min(args.idle, (nofile - 500) // 2)
     results: dict[str, Any] = {}
@@ -343,7 +362,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             server.stop()
         results[kind] = {"max": top, "half": half}
-    memory = await idle_memory(idle)
+    memory = await idle_memory(idle) if idle > 0 else None
     return {
         "pairs": args.pairs, "topics_per_pair": args.topics, "window": args.window, "message_bytes": args.size,
         "seconds": args.seconds, "cpus": os.cpu_count(), "python": platform.python_version(),
@@ -368,30 +387,34 @@ def table(r: dict[str, Any]) -> str:
     m = r["idle"]
     lines.append("")
     lines.append(f"relay / forward (max rate): {r['relay_vs_forward']:.2f}")
-    lines.append(f"idle connections: {m['connections']} (each subscribed to one topic), relay RSS "
-                 f"{m['rss_before_mib']} -> {m['rss_after_mib']} MiB = {m['kib_per_connection']} KiB per connection")
+    if m:
+        lines.append(f"idle connections: {m['connections']} (each subscribed to one topic), relay RSS "
+                     f"{m['rss_before_mib']} -> {m['rss_after_mib']} MiB = {m['kib_per_connection']} KiB per "
+                     "connection")
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--pairs", type=int, default=32)
-    parser.add_argument("--topics", type=int, default=8, help="topics per pair (the publisher rotates over them)")
-    parser.add_argument("--window", type=int, default=16, help="publishes in flight per publisher at max rate")
-    parser.add_argument("--size", type=int, default=300, help="message bytes")
-    parser.add_argument("--seconds", type=float, default=4.0, help="measured seconds per phase")
-    parser.add_argument("--warmup", type=float, default=1.0)
-    parser.add_argument("--idle", type=int, default=5000)
+def main(argv: list[str] | None = None) -> None:
+    defaults = BenchOptions()
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--pairs", type=int, default=defaults.pairs)
+    parser.add_argument("--topics", type=int, default=defaults.topics, help="topics per pair (the publisher rotates)")
+    parser.add_argument("--window", type=int, default=defaults.window, help="publishes in flight per publisher")
+    parser.add_argument("--size", type=int, default=defaults.size, help="message bytes")
+    parser.add_argument("--seconds", type=float, default=defaults.seconds, help="measured seconds per phase")
+    parser.add_argument("--warmup", type=float, default=defaults.warmup)
+    parser.add_argument("--idle", type=int, default=defaults.idle, help="idle connections (0: skip)")
     parser.add_argument("--serve-relay", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-forward", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.serve_relay:
         serve_relay(args.serve_relay)
         return
     if args.serve_forward:
         serve_forward(args.serve_forward)
         return
-    result = asyncio.run(bench(args))
+    options = BenchOptions(args.pairs, args.topics, args.window, args.size, args.seconds, args.warmup, args.idle)
+    result = run(options)
     print(table(result))
     print(json.dumps(result))
 

@@ -1,0 +1,1 @@
+"""Benchmarks that print tables (``wcnotify bench …``); never timed assertions in tests."""
