@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import threading
 import time
 import uuid
@@ -245,7 +246,7 @@ class Wallet:
     ) -> dict[str, Any]:
         """Publish one request (type 1 to ``receiver`` or type 0 under ``key``) and return the answer's claims."""
         token = encode_jwt(claims, signer or self.identity)
-        request = jsonrpc.Request(jsonrpc.payload_id(int(time.time() * 1000), 1), rpc.method,
+        request = jsonrpc.Request(jsonrpc.payload_id(int(time.time() * 1000), secrets.randbelow(1000)), rpc.method,
                                   {rpc.params_key: token})
         if receiver is not None:
             y = X25519KeyPair.generate()
@@ -261,8 +262,11 @@ class Wallet:
         self.last_sender = y if receiver is not None else None
         self.last_published = (topic, message, rpc.request_tag)  # to replay it (Stack.redeliver)
         await self.relay.publish(topic, message, ttl=rpc.request_ttl, tag=rpc.request_tag)
-        answer = await self.wait(reply_topic, rpc.response_tag)
-        response = jsonrpc.parse_message(decrypt(answer.message, key))
+        while True:  # others may answer on a shared topic (and the relay replays a topic's backlog): match the id
+            answer = await self.wait(reply_topic, rpc.response_tag)
+            response = jsonrpc.parse_message(decrypt(answer.message, key))
+            if isinstance(response, jsonrpc.Result | jsonrpc.Error) and response.id == request.id:
+                break
         if isinstance(response, jsonrpc.Error):
             raise RpcRefused(response.message)
         assert isinstance(response, jsonrpc.Result)
