@@ -19,6 +19,7 @@ missed stays in the mailbox and comes back when it subscribes again.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -73,6 +74,9 @@ class RelayConfig:
     ping_interval: float = spec.RELAY_PING_INTERVAL
     ping_timeout: float = spec.RELAY_PING_TIMEOUT
     watch_retry_base: float = 1.0  # seconds before the first webhook retry, doubled per attempt
+    # uvicorn's WebSocket implementation: "websockets-sansio" keeps pings on timers (one task per connection)
+    # where "websockets" runs three more tasks per connection; both do the auth denial response and pings
+    ws_impl: str = spec.RELAY_WS_IMPL
 
 
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -196,22 +200,8 @@ class RelayApp:
             return
         state = self._state()
         await ws.accept()
-        outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
-        limit = state.limits.max_outbox
-        overflowed = False
-
-        def emit(frame: bytes) -> None:
-            nonlocal overflowed
-            if overflowed:
-                return
-            if outbox.qsize() >= limit:
-                overflowed = True
-                outbox.put_nowait(None)
-                return
-            outbox.put_nowait(frame)
-
-        session = RelaySession(state, client_id, emit)
-        writer = asyncio.create_task(self._writer(ws, outbox))
+        outbox = _Outbox(ws, state.limits.max_outbox)
+        session = RelaySession(state, client_id, outbox.emit)
         self.connections += 1
         try:
             while True:
@@ -224,19 +214,7 @@ class RelayApp:
         finally:
             self.connections -= 1
             session.close()
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await writer
-
-    @staticmethod
-    async def _writer(ws: WebSocket, outbox: asyncio.Queue[bytes | None]) -> None:
-        """Send queued frames in order; a None means the client fell too far behind: close it."""
-        while True:
-            frame = await outbox.get()
-            if frame is None:
-                await ws.close(1013, "too slow: reconnect and subscribe again")
-                return
-            await ws.send({"type": "websocket.send", "text": frame.decode()})
+            await outbox.cancel()
 
     # -- HTTP
 
@@ -264,6 +242,55 @@ class RelayApp:
 
     async def public_key(self, _request: Request) -> Response:
         return PlainTextResponse(self.key.public_key.hex())
+
+
+class _Outbox:
+    """The frames waiting for one connection, and a writer task that exists only while there are some.
+
+    An idle connection thus costs no task and no queue (a writer per connection was a good part of the memory
+    per idle connection). Frames go out in order; past ``limit`` waiting frames the client is closed with 1013.
+    """
+
+    __slots__ = ("frames", "limit", "overflowed", "writer", "ws")
+
+    def __init__(self, ws: WebSocket, limit: int) -> None:
+        self.ws = ws
+        self.limit = limit
+        self.frames: collections.deque[bytes] = collections.deque()
+        self.overflowed = False
+        self.writer: asyncio.Task[None] | None = None
+
+    def emit(self, frame: bytes) -> None:
+        if self.overflowed:
+            return
+        if len(self.frames) >= self.limit:
+            self.overflowed = True
+        else:
+            self.frames.append(frame)
+        if self.writer is None:
+            self.writer = asyncio.get_running_loop().create_task(self._write())
+
+    async def _write(self) -> None:
+        try:
+            while self.frames:
+                frame = self.frames.popleft()
+                await self.ws.send({"type": "websocket.send", "text": frame.decode()})
+            if self.overflowed:
+                await self.ws.close(1013, "too slow: reconnect and subscribe again")
+        except Exception as exc:  # the socket is gone; the receive loop sees the disconnect and cleans up
+            log.debug("relay writer stopped: %s", exc)
+            self.frames.clear()
+        finally:
+            self.writer = None
+
+    async def cancel(self) -> None:
+        self.frames.clear()
+        self.overflowed = True
+        writer = self.writer
+        if writer is not None:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await writer
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -317,6 +344,7 @@ class RelayServer:
             ws_ping_interval=self.config.ping_interval,
             ws_ping_timeout=self.config.ping_timeout,
             ws_per_message_deflate=False,
+            ws=self.config.ws_impl,  # type: ignore[arg-type]
             access_log=False,
         )
         return uvicorn.Server(uconfig)
