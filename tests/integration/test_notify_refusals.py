@@ -169,3 +169,10 @@ async def test_replays_change_nothing_twice(database_url: str) -> None:
             await wallet.history(dapp)
             assert await db_snapshot(database_url) == state
             assert [r[5] for r in state["subscribers"]] == [topic_of(bytes.fromhex(new_key))]
+
+            # a JWT valid "forever" (exp far beyond 64 bits) is answered and remembered, not a server fault
+            key = bytes.fromhex(new_key)
+            claims = wallet.claims(act=spec.Act.NOTIFY_GET_NOTIFICATIONS, aud=dapp.auth_did, app=did_web(dapp.domain),
+                                   lmt=5, aft=None, urf=False, exp=1.5e300)
+            assert (await wallet.call(spec.NOTIFY_GET_NOTIFICATIONS, claims, topic=topic_of(key), key=key))["nfs"] == []
+            assert (await stack.redeliver(*wallet.last_published)).status_code == 204

@@ -71,6 +71,8 @@ from wcnotify.spec import RpcSpec
 
 log = logging.getLogger("wcnotify.notify.handlers")
 
+_KEEP_FOREVER = 2**63 - 1  # the largest BigInteger (SQLite and PostgreSQL): handled_messages.expires_at
+
 
 class RequestError(Exception):
     """The wallet's request is refused; the message goes back to it verbatim."""
@@ -217,8 +219,12 @@ class WalletHandlers:
         )
 
     def _keep_until(self, req: _Request) -> int:
-        """Remember a message while its JWT could still verify: a replay after that is refused as expired."""
-        return max(req.now + req.rpc.request_ttl, req.jwt_exp) + spec.JWT_LEEWAY
+        """Remember a message while its JWT could still verify: a replay after that is refused as expired.
+
+        The wallet writes ``exp``: one beyond the 64-bit column (``1e300``) is kept "forever" (the largest
+        value the column holds) instead of failing the insert, which made the relay retry the message.
+        """
+        return min(max(req.now + req.rpc.request_ttl, req.jwt_exp) + spec.JWT_LEEWAY, _KEEP_FOREVER)
 
     async def _commit(self, req: _Request, conn: AsyncConnection, outcome: Outcome) -> None:
         """Run the handler's writes, then claim the message in the same transaction."""
