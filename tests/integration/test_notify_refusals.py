@@ -113,13 +113,18 @@ async def test_refusal_matrix_changes_nothing(database_url: str) -> None:
                     watch_with(bob, app=did_web("nobody.example")), "No app is registered for nobody.example"),
                 "watch expired": (watch_with(bob, iat=now - 7200, exp=now - 3600), "JWT has expired"),
             }
+            seen: dict[str, str] = {}
             for name, (send, message) in cases.items():
                 with pytest.raises(RpcRefused) as refused:
                     await send()
                 assert message in refused.value.message, f"{name}: {refused.value.message}"
                 assert await db_snapshot(database_url) == before, f"{name} changed the database"
-            # every cause has its own message
-            assert bob.subscriptions[dapp.domain]["symKey"] == bob_key
+                seen[name] = refused.value.message
+            # every cause has its own message: none matches another cause's text
+            for name, text in seen.items():
+                others = {m for _, m in cases.values() if cases[name][1] not in m and m not in cases[name][1]}
+                assert not [m for m in others if m in text], f"{name}: {text}"
+            assert bob.subscriptions[dapp.domain]["symKey"] == bob_key  # bob's own subscription is intact
 
 
 async def test_replays_change_nothing_twice(database_url: str) -> None:
