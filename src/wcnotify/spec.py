@@ -355,6 +355,7 @@ NOTIFY_SEED_LABEL_AUTHENTICATION: Final = "wcnotify notify authentication"
 NOTIFY_SEED_LABEL_RELAY: Final = "wcnotify notify relay client"
 NOTIFY_SUBSCRIBE_KEY_CLAIM: Final = "publicKey"  # hex Z in a new subscription's response (seed protocol)
 NOTIFY_WEBHOOK_PATH: Final = "/v1/relay-webhook"
+NOTIFY_REQUEST_MAX_LIFETIME: Final = THIRTY_DAYS  # a wallet request JWT's exp may be at most this far ahead
 NOTIFY_RELAY_WATCH_TTL: Final = THIRTY_DAYS  # the webhook registration's exp; renewed daily
 NOTIFY_RELAY_RENEW_INTERVAL: Final = DAY
 NOTIFY_PURGE_INTERVAL: Final = HOUR

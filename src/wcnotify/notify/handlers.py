@@ -221,8 +221,9 @@ class WalletHandlers:
     def _keep_until(self, req: _Request) -> int:
         """Remember a message while its JWT could still verify: a replay after that is refused as expired.
 
-        The wallet writes ``exp``: one beyond the 64-bit column (``1e300``) is kept "forever" (the largest
-        value the column holds) instead of failing the insert, which made the relay retry the message.
+        ``exp`` is at most ``NOTIFY_REQUEST_MAX_LIFETIME`` ahead (checked in :meth:`_claims`); the cap on the
+        64-bit column stays as a second guard (an ``exp`` of ``1e300`` once failed the insert, and the relay
+        retried the message until its TTL).
         """
         return min(max(req.now + req.rpc.request_ttl, req.jwt_exp) + spec.JWT_LEEWAY, _KEEP_FOREVER)
 
@@ -296,6 +297,9 @@ class WalletHandlers:
             claims = cls.verify(req.token, now=req.now, aud=aud)
         except JwtError as exc:
             raise RequestError(f"JWT parse/verification error: {exc}") from exc
+        if claims.exp > req.now + spec.NOTIFY_REQUEST_MAX_LIFETIME + spec.JWT_LEEWAY:
+            # a request valid for longer could be replayed for that long; no client asks for it
+            raise RequestError("JWT exp is too far in the future (at most 30 days)")
         req.jwt_exp = claims.exp
         return claims
 
