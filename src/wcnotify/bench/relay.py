@@ -60,7 +60,11 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 def serve_relay(port: int) -> None:
 
     limits = dataclasses.replace(RelayLimits(), rate_per_second=1e9, rate_burst=10**9, mailbox_per_topic=10**7)
-    RelayServer(RelayConfig(host=HOST, port=port, limits=limits)).run(log_level="warning")
+    impl = os.environ.get("WCNOTIFY_BENCH_WS_IMPL")  # compare uvicorn WebSocket implementations
+    config = RelayConfig(host=HOST, port=port, limits=limits)
+    if impl:
+        config = dataclasses.replace(config, ws_impl=impl)
+    RelayServer(config).run(log_level="warning")
 
 
 def serve_forward(port: int) -> None:
