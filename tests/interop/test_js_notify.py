@@ -24,11 +24,8 @@ but localhost and reports any, and every answer the client got must be a result,
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import itertools
 import json
-import shutil
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -41,7 +38,7 @@ from eth_account import Account as EthAccount
 from sqlalchemy import select
 
 from tests.integration.notify_stack import Dapp, Stack, running_stack
-from tests.interop.conftest import JsPeerError, _node_env
+from tests.interop.line_peer import LinePeer
 from wcnotify.notify import store
 from wcnotify.protocol.crypto import topic_of
 from wcnotify.protocol.did import Account, encode_did_key
@@ -54,90 +51,21 @@ PREFIX = "@@notify-wallet "
 CALL_TIMEOUT = 25.0  # per request; the peer's own waits (15 s) are shorter, so its error arrives first
 
 
-class JsNotifyWallet:
-    """One ``node notify_wallet.mjs`` process; ``await wallet.call(op, **args)`` returns the op's value."""
+class JsNotifyWallet(LinePeer):
+    """One ``node notify_wallet.mjs`` process: one wallet device running notify-client 1.4.1."""
 
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.stderr: list[str] = []
-        self._ids = itertools.count(1)
-        self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self._tasks = [asyncio.create_task(self._read_stdout()), asyncio.create_task(self._read_stderr())]
-
-    @classmethod
-    async def start(cls) -> JsNotifyWallet:
-        node = shutil.which("node")
-        assert node is not None
-        env = _node_env()
-        env.setdefault("NOTIFY_WALLET_WATCHDOG_MS", "85000")
-        proc = await asyncio.create_subprocess_exec(
-            node, str(WALLET), env=env,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )
-        return cls(proc)
-
-    async def _read_stdout(self) -> None:
-        assert self.proc.stdout is not None
-        async for raw in self.proc.stdout:
-            line = raw.decode(errors="replace")
-            if not line.startswith(PREFIX):
-                self.stderr.append(line)
-                continue
-            answer = json.loads(line[len(PREFIX) :])
-            future = self._waiting.pop(answer.get("id"), None)
-            if future is not None and not future.done():
-                future.set_result(answer)
-        for future in self._waiting.values():
-            if not future.done():
-                future.set_exception(JsPeerError(f"node exited ({self.proc.returncode}):\n{self.log_tail()}"))
-
-    async def _read_stderr(self) -> None:
-        assert self.proc.stderr is not None
-        async for raw in self.proc.stderr:
-            self.stderr.append(raw.decode(errors="replace"))
-
-    def log_tail(self, lines: int = 40) -> str:
-        return "".join(self.stderr[-lines:])
-
-    async def call(self, op: str, *, timeout: float = CALL_TIMEOUT, **args: Any) -> Any:
-        assert self.proc.stdin is not None
-        rid = next(self._ids)
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._waiting[rid] = future
-        self.proc.stdin.write((json.dumps({"id": rid, "op": op, **args}) + "\n").encode())
-        await self.proc.stdin.drain()
-        try:
-            answer = await asyncio.wait_for(future, timeout)
-        except TimeoutError:
-            raise JsPeerError(f"{op}: no answer within {timeout} s\n{await self.diagnostics()}") from None
-        if not answer["ok"]:
-            raise JsPeerError(f"{op} failed: {answer['error']}\n{await self.diagnostics()}")
-        return answer["value"]
+    PREFIX = PREFIX
+    SCRIPT = WALLET
+    WATCHDOG_ENV = "NOTIFY_WALLET_WATCHDOG_MS"
+    WATCHDOG_MS = "85000"
+    CALL_TIMEOUT = CALL_TIMEOUT
 
     async def diagnostics(self) -> str:
         """What the client received (responses, with any JSON-RPC error) and its stderr, for failures."""
         state: Any = "?"
         with contextlib.suppress(Exception):
-            rid = next(self._ids)
-            future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-            self._waiting[rid] = future
-            assert self.proc.stdin is not None
-            self.proc.stdin.write((json.dumps({"id": rid, "op": "state"}) + "\n").encode())
-            state = (await asyncio.wait_for(future, 5))["value"]
-        return f"--- client state ---\n{json.dumps(state, indent=1)[-6000:]}\n--- node stderr ---\n{self.log_tail()}"
-
-    async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.call("exit", timeout=5)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.proc.wait(), 5)
-        if self.proc.returncode is None:
-            self.proc.kill()
-            await self.proc.wait()
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            state = (await self.request("state", 5))["value"]
+        return f"--- client state ---\n{json.dumps(state, indent=1)[-6000:]}\n{await super().diagnostics()}"
 
 
 WalletFactory = Callable[[], Awaitable[JsNotifyWallet]]

@@ -13,18 +13,14 @@ logs in a failure's message.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
-import json
 import os
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.interop.conftest import JsPeerError, _node_env
+from tests.interop.conftest import JsPeerError
+from tests.interop.line_peer import LinePeer
 from wcnotify.relay.client import RelayClient, RelayHttpClient
 from wcnotify.relay.server import RelayConfig, RelayServer
 from wcnotify.relay.testing import random_topic
@@ -37,78 +33,14 @@ LINES = {"current": "2.25.0", "legacy": "2.12.2"}
 PREFIX = "@@relay-peer "
 
 
-class JsRelayPeer:
-    """One ``node relay_peer.mjs`` process; ``await peer.call(op, **args)`` returns the op's value."""
+class JsRelayPeer(LinePeer):
+    """Two JS Core relayers (current and legacy) in one ``node relay_peer.mjs`` process."""
 
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.stderr: list[str] = []
-        self._ids = itertools.count(1)
-        self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self._tasks = [asyncio.create_task(self._read_stdout()), asyncio.create_task(self._read_stderr())]
-
-    @classmethod
-    async def start(cls) -> JsRelayPeer:
-        node = shutil.which("node")
-        assert node is not None
-        env = _node_env()
-        env.setdefault("RELAY_PEER_WATCHDOG_MS", "55000")
-        proc = await asyncio.create_subprocess_exec(
-            node, str(RELAY_PEER), env=env,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )
-        return cls(proc)
-
-    async def _read_stdout(self) -> None:
-        assert self.proc.stdout is not None
-        async for raw in self.proc.stdout:
-            line = raw.decode(errors="replace")
-            if not line.startswith(PREFIX):
-                self.stderr.append(line)
-                continue
-            answer = json.loads(line[len(PREFIX) :])
-            future = self._waiting.pop(answer.get("id"), None)
-            if future is not None and not future.done():
-                future.set_result(answer)
-        for future in self._waiting.values():
-            if not future.done():
-                future.set_exception(JsPeerError(f"node exited ({self.proc.returncode}):\n{self.log_tail()}"))
-
-    async def _read_stderr(self) -> None:
-        assert self.proc.stderr is not None
-        async for raw in self.proc.stderr:
-            self.stderr.append(raw.decode(errors="replace"))
-
-    def log_tail(self, lines: int = 40) -> str:
-        return "".join(self.stderr[-lines:])
-
-    async def call(self, op: str, *, timeout: float = CALL_TIMEOUT, **args: Any) -> Any:
-        assert self.proc.stdin is not None
-        rid = next(self._ids)
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._waiting[rid] = future
-        self.proc.stdin.write((json.dumps({"id": rid, "op": op, **args}) + "\n").encode())
-        await self.proc.stdin.drain()
-        try:
-            answer = await asyncio.wait_for(future, timeout)
-        except TimeoutError:
-            raise JsPeerError(f"{op} {args}: no answer within {timeout} s\n{self.log_tail()}") from None
-        if not answer["ok"]:
-            raise JsPeerError(f"{op} failed: {answer['error']}\n--- node stderr ---\n{self.log_tail()}")
-        return answer["value"]
-
-    async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.call("exit", timeout=5)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.proc.wait(), 5)
-        if self.proc.returncode is None:
-            self.proc.kill()
-            await self.proc.wait()
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+    PREFIX = PREFIX
+    SCRIPT = RELAY_PEER
+    WATCHDOG_ENV = "RELAY_PEER_WATCHDOG_MS"
+    WATCHDOG_MS = "55000"
+    CALL_TIMEOUT = CALL_TIMEOUT
 
     async def assert_local(self, name: str, url: str) -> None:
         """No silent fallback: the relayer still points at our relay and nothing tried a public name."""
