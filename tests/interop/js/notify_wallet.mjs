@@ -25,55 +25,19 @@
 // localhost fails and is recorded; localhost resolves to 127.0.0.1 only (Node's verbatim order may put ::1
 // first, and the dapp's did.json is served on 127.0.0.1). A watchdog ends the process if "exit" never comes.
 
-import dns from "node:dns";
 import { createRequire } from "node:module";
 import path from "node:path";
-import readline from "node:readline";
 import { fileURLToPath } from "node:url";
-import { webcrypto } from "node:crypto";
+import { guardDns, serveOps, startWatchdog } from "./line_peer.mjs";
 import { MemoryStorage } from "./memory_storage.mjs";
-
-// interop.md: core 2.12.2 crashes ~31 s after the last frame with Node's global WebSocket.
-delete globalThis.WebSocket;
-if (!globalThis.crypto) globalThis.crypto = webcrypto;
-for (const level of ["log", "info", "warn", "debug", "trace"]) console[level] = console.error;
 
 const PREFIX = "@@notify-wallet ";
 const WATCHDOG_MS = Number(process.env.NOTIFY_WALLET_WATCHDOG_MS || 90_000);
 const LOG_LEVEL = process.env.NOTIFY_WALLET_LOG || "silent";
 const EXPLORER = "https://explorer-api.walletconnect.com/w3i/v1/";
-setTimeout(() => {
-  console.error(`notify_wallet: watchdog: no "exit" after ${WATCHDOG_MS} ms`);
-  process.exit(3);
-}, WATCHDOG_MS).unref();
+startWatchdog("notify_wallet", WATCHDOG_MS);
 
-// ---------------------------------------------------------------------------- loopback-only guard
-const LOOPBACK = new Set(["localhost", "127.0.0.1", "::1"]);
-const externalLookups = [];
-const blocked = (hostname) => {
-  externalLookups.push(hostname);
-  return Object.assign(new Error(`notify_wallet: blocked DNS lookup of ${hostname} (loopback only)`), {
-    code: "ENOTFOUND",
-    hostname,
-  });
-};
-const realLookup = dns.lookup;
-dns.lookup = function lookup(hostname, options, callback) {
-  const cb = typeof options === "function" ? options : callback;
-  const opts = typeof options === "function" ? {} : typeof options === "number" ? { family: options } : options || {};
-  if (!LOOPBACK.has(hostname)) return void process.nextTick(cb, blocked(hostname));
-  if (hostname === "localhost") {
-    const answer = { address: "127.0.0.1", family: 4 };
-    return void process.nextTick(() => (opts.all ? cb(null, [answer]) : cb(null, answer.address, answer.family)));
-  }
-  return realLookup.call(this, hostname, options, callback);
-};
-const realPromiseLookup = dns.promises.lookup;
-dns.promises.lookup = async (hostname, options) => {
-  if (!LOOPBACK.has(hostname)) throw blocked(hostname);
-  if (hostname === "localhost") return options?.all ? [{ address: "127.0.0.1", family: 4 }] : { address: "127.0.0.1", family: 4 };
-  return realPromiseLookup(hostname, options);
-};
+const externalLookups = guardDns("notify_wallet");
 
 // ------------------------------------------------------------------------------------ the packages
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -259,27 +223,4 @@ const ops = {
   },
 };
 
-function reply(obj) {
-  process.stdout.write(`${PREFIX}${JSON.stringify(obj)}\n`);
-}
-
-const input = readline.createInterface({ input: process.stdin });
-input.on("line", async (text) => {
-  if (!text.trim()) return;
-  let request;
-  try {
-    request = JSON.parse(text);
-  } catch (err) {
-    return reply({ id: null, ok: false, error: `bad request line: ${err}` });
-  }
-  const { id, op, ...args } = request;
-  try {
-    const fn = ops[op];
-    if (!fn) throw new Error(`unknown op ${op}`);
-    reply({ id, ok: true, value: (await fn(args)) ?? null });
-  } catch (err) {
-    reply({ id, ok: false, error: String(err?.stack || err) });
-  }
-});
-input.on("close", () => setTimeout(() => process.exit(0), 2000).unref());
-process.on("unhandledRejection", (err) => console.error("notify_wallet: unhandled rejection:", err));
+serveOps("notify_wallet", PREFIX, ops);

@@ -22,47 +22,17 @@
 // init; the tests assert `externalLookups` stays empty and `relayUrl` is the local one). A watchdog ends
 // the process if the test side never says "exit".
 
-import dns from "node:dns";
 import { createRequire } from "node:module";
 import path from "node:path";
-import readline from "node:readline";
 import { fileURLToPath } from "node:url";
-import { webcrypto } from "node:crypto";
+import { guardDns, serveOps, startWatchdog } from "./line_peer.mjs";
 import { MemoryStorage } from "./memory_storage.mjs";
-
-// interop.md: core 2.12.2 crashes ~31 s after the last frame with Node's global WebSocket.
-delete globalThis.WebSocket;
-if (!globalThis.crypto) globalThis.crypto = webcrypto;
-for (const level of ["log", "info", "warn", "debug", "trace"]) console[level] = console.error;
 
 const WATCHDOG_MS = Number(process.env.RELAY_PEER_WATCHDOG_MS || 90_000);
 const LOG_LEVEL = process.env.RELAY_PEER_LOG || "silent";
-setTimeout(() => {
-  console.error(`relay_peer: watchdog: no "exit" after ${WATCHDOG_MS} ms`);
-  process.exit(3);
-}, WATCHDOG_MS).unref();
+startWatchdog("relay_peer", WATCHDOG_MS);
 
-// ---------------------------------------------------------------------------- loopback-only guard
-const LOOPBACK = new Set(["localhost", "127.0.0.1", "::1"]);
-const externalLookups = [];
-const blocked = (hostname) => {
-  externalLookups.push(hostname);
-  return Object.assign(new Error(`relay_peer: blocked DNS lookup of ${hostname} (loopback only)`), {
-    code: "ENOTFOUND",
-    hostname,
-  });
-};
-const realLookup = dns.lookup;
-dns.lookup = function lookup(hostname, options, callback) {
-  const cb = typeof options === "function" ? options : callback;
-  if (!LOOPBACK.has(hostname)) return void process.nextTick(cb, blocked(hostname));
-  return realLookup.call(this, hostname, options, callback);
-};
-const realPromiseLookup = dns.promises.lookup;
-dns.promises.lookup = async (hostname, options) => {
-  if (!LOOPBACK.has(hostname)) throw blocked(hostname);
-  return realPromiseLookup(hostname, options);
-};
+const externalLookups = guardDns("relay_peer");
 
 // ------------------------------------------------------------------------------------ the packages
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -173,27 +143,4 @@ const ops = {
   },
 };
 
-function reply(obj) {
-  process.stdout.write(`@@relay-peer ${JSON.stringify(obj)}\n`);
-}
-
-const input = readline.createInterface({ input: process.stdin });
-input.on("line", async (text) => {
-  if (!text.trim()) return;
-  let request;
-  try {
-    request = JSON.parse(text);
-  } catch (err) {
-    return reply({ id: null, ok: false, error: `bad request line: ${err}` });
-  }
-  const { id, op, ...args } = request;
-  try {
-    const fn = ops[op];
-    if (!fn) throw new Error(`unknown op ${op}`);
-    reply({ id, ok: true, value: (await fn(args)) ?? null });
-  } catch (err) {
-    reply({ id, ok: false, error: String(err?.stack || err) });
-  }
-});
-input.on("close", () => setTimeout(() => process.exit(0), 2000).unref());
-process.on("unhandledRejection", (err) => console.error("relay_peer: unhandled rejection:", err));
+serveOps("relay_peer", "@@relay-peer ", ops);
