@@ -18,8 +18,9 @@ from wcnotify.protocol.crypto import Ed25519KeyPair
 from wcnotify.protocol.did import encode_did_key
 from wcnotify.protocol.jwt import WatchEventClaims, WatchRegisterClaims, WatchUnregisterClaims
 from wcnotify.relay.client import RelayHttpClient, RelayRequestError
-from wcnotify.relay.server import RelayConfig, RelayServer, bind_socket
+from wcnotify.relay.server import RelayConfig, RelayServer
 from wcnotify.relay.testing import RawRelayPeer, random_topic
+from wcnotify.serving import bind_socket
 from wcnotify.spec import DAY, NOTIFY_SERVER_WATCHED_TAGS, THIRTY_DAYS
 
 

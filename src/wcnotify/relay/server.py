@@ -23,14 +23,12 @@ import collections
 import contextlib
 import logging
 import os
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import uvicorn
 from redis.asyncio import Redis as RedisClient
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -51,6 +49,7 @@ from wcnotify.relay.sql_mailbox import SqlMailbox
 from wcnotify.relay.sql_watch import SqlWatchStore
 from wcnotify.relay.watch import WatchService
 from wcnotify.relay.watch_store import MemoryWatchStore, WatchStore
+from wcnotify.serving import AsgiService, client_host
 
 log = logging.getLogger("wcnotify.relay")
 
@@ -293,38 +292,29 @@ class _Outbox:
                 await writer
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket (port 0: a free one), bound before uvicorn starts so the port is known."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # accepted sockets inherit this: without it a response written as headers then body waits ~40 ms for
-    # the peer's delayed ACK (Nagle), which made every /rpc call take 44 ms on loopback
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.setblocking(False)
-    return sock
-
-
-class RelayServer:
+class RelayServer(AsgiService):
     """A running relay node: ``async with RelayServer(config) as relay: relay.ws_url …``."""
 
     def __init__(self, config: RelayConfig, *, clock: Clock = time.time, mailbox: Mailbox | None = None) -> None:
         self.config = config
         self.clock = clock
-        self._mailbox = mailbox
-        self.sock = bind_socket(config.host, config.port)
-        self.port: int = self.sock.getsockname()[1]
+        limits = config.limits
+        super().__init__(
+            None, config.host, config.port, name="relay",
+            ws_max_size=limits.max_frame_bytes,
+            ws_ping_interval=config.ping_interval,
+            ws_ping_timeout=config.ping_timeout,
+            ws_per_message_deflate=False,
+            ws=config.ws_impl,
+        )
         self.relay = RelayApp(
             config, default_audiences(config.host, self.port, config.public_urls), clock=clock, mailbox=mailbox
         )
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
+        self.app = self.relay.app
 
     @property
     def host_for_clients(self) -> str:
-        return "127.0.0.1" if self.config.host in ("0.0.0.0", "") else self.config.host
+        return client_host(self.config.host)
 
     @property
     def ws_url(self) -> str:
@@ -332,52 +322,7 @@ class RelayServer:
 
     @property
     def http_url(self) -> str:
-        return f"http://{self.host_for_clients}:{self.port}"
-
-    def _uvicorn(self, log_level: str = "warning") -> uvicorn.Server:
-        limits = self.config.limits
-        uconfig = uvicorn.Config(
-            self.relay.app,
-            log_level=log_level,
-            lifespan="on",
-            ws_max_size=limits.max_frame_bytes,
-            ws_ping_interval=self.config.ping_interval,
-            ws_ping_timeout=self.config.ping_timeout,
-            ws_per_message_deflate=False,
-            ws=self.config.ws_impl,  # type: ignore[arg-type]
-            access_log=False,
-        )
-        return uvicorn.Server(uconfig)
-
-    async def start(self) -> None:
-        self._server = self._uvicorn()
-        self._task = asyncio.create_task(self._server.serve(sockets=[self.sock]))
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()  # raises the startup error
-                raise RuntimeError("relay stopped during startup")
-            if time.monotonic() > deadline:
-                raise TimeoutError("relay did not start within 10 s")
-            await asyncio.sleep(0.01)
-
-    async def stop(self) -> None:
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            await self._task
-        self.sock.close()
-
-    async def __aenter__(self) -> RelayServer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.stop()
-
-    def run(self, log_level: str = "info") -> None:
-        """Serve until interrupted (the CLI)."""
-        server = self._uvicorn(log_level)
-        server.run(sockets=[self.sock])
+        return self.url
 
 
 def describe(config: RelayConfig) -> dict[str, Any]:
