@@ -11,10 +11,10 @@ import asyncio
 import contextlib
 import os
 import secrets
-import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +51,8 @@ from wcnotify.storage.tables import (
     subscribers,
     watchers,
 )
+
+from .threaded import in_thread
 
 ADMIN = "test-admin-token"
 
@@ -412,31 +414,6 @@ async def unread_ids(database_url: str, sym_key: str) -> set[str]:
 # ----------------------------------------------------------------------------- for Hypothesis tests
 
 
-@contextlib.contextmanager
-def stack_in_thread(database_url: str) -> Iterator[tuple[Stack, asyncio.AbstractEventLoop]]:
+def stack_in_thread(database_url: str) -> AbstractContextManager[tuple[Stack, asyncio.AbstractEventLoop]]:
     """A stack on its own event loop in a thread, so a synchronous Hypothesis test can call it over HTTP."""
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    holder: dict[str, Any] = {}
-
-    async def main() -> None:
-        holder["stop"] = asyncio.Event()
-        try:
-            async with running_stack(database_url) as stack:
-                holder["stack"] = stack
-                ready.set()
-                await holder["stop"].wait()
-        finally:
-            ready.set()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
-    thread.start()
-    assert ready.wait(60)
-    try:
-        assert "stack" in holder, "the stack did not start"
-        yield holder["stack"], loop
-    finally:
-        if "stop" in holder:
-            loop.call_soon_threadsafe(holder["stop"].set)
-        thread.join(30)
-        loop.close()
+    return in_thread(running_stack(database_url))

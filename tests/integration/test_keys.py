@@ -15,9 +15,8 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,8 @@ from wcnotify.protocol.crypto import Ed25519KeyPair
 from wcnotify.protocol.did import Account, encode_did_key
 from wcnotify.protocol.jwt import UnregisterIdentityClaims, encode_jwt
 from wcnotify.spec import KEYS_MAX_BODY_BYTES
+
+from .threaded import in_thread
 
 # ------------------------------------------------------------------------------------------ helpers
 
@@ -444,38 +445,11 @@ async def test_storage_failure_is_a_500_envelope(database_url: str, http: httpx.
 # ------------------------------------------------------------------------------ property: random JSON
 
 
-@contextlib.contextmanager
-def keys_in_thread(database_url: str) -> Iterator[tuple[KeysServer, asyncio.AbstractEventLoop]]:
-    """A keys server on its own event loop in a thread, so a synchronous Hypothesis test can call it."""
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    holder: dict[str, Any] = {}
-
-    async def main() -> None:
-        holder["stop"] = asyncio.Event()
-        try:
-            async with running_keys(database_url) as server:
-                holder["server"] = server
-                ready.set()
-                await holder["stop"].wait()
-        finally:
-            ready.set()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
-    thread.start()
-    assert ready.wait(60)
-    try:
-        assert "server" in holder, "keys server did not start"
-        yield holder["server"], loop
-    finally:
-        if "stop" in holder:
-            loop.call_soon_threadsafe(holder["stop"].set)
-        thread.join(30)
-        loop.close()
-
-
 def test_random_json_bodies_are_refused_and_change_nothing(database_url: str) -> None:
-    with keys_in_thread(database_url) as (server, loop), httpx.Client(trust_env=False, timeout=10) as http:
+    with (
+        in_thread(running_keys(database_url)) as (server, loop),
+        httpx.Client(trust_env=False, timeout=10) as http,
+    ):
         wallet, identity = Wallet.new(), Ed25519KeyPair.generate()
         good = wallet.registration(identity, server.url).to_dict()
         assert http.post(f"{server.url}/identity", json={"cacao": good}).status_code == 200
