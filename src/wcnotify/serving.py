@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import Iterable
 from typing import Any, Self
 
 import uvicorn
@@ -25,6 +26,31 @@ def bind_socket(host: str, port: int) -> socket.socket:
     sock.listen(2048)
     sock.setblocking(False)
     return sock
+
+
+_WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+
+
+def service_audiences(
+    host: str, port: int, public_urls: Iterable[str] = (), schemes: Iterable[str] = ("http", "https")
+) -> frozenset[str]:
+    """The URLs a client may have configured for a service (and so signs as a JWT ``aud``): each scheme of
+    ``host``, ``localhost`` and ``127.0.0.1`` at ``port``, plus ``public_urls``; each with and without a
+    trailing slash (JS clients write the URL as configured)."""
+    hosts = {"localhost", "127.0.0.1"}
+    if host not in _WILDCARD_HOSTS:
+        hosts.add(f"[{host}]" if ":" in host else host)
+    urls = {f"{scheme}://{h}:{port}" for scheme in schemes for h in hosts}
+    urls |= {u.rstrip("/") for u in public_urls}
+    return frozenset(urls | {u + "/" for u in urls})
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, or None."""
+    if authorization is None:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 def client_host(host: str) -> str:

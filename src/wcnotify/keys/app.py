@@ -41,6 +41,7 @@ from wcnotify.keys.store import IdentityConflictError, IdentityStore
 from wcnotify.protocol.cacao import Cacao, CacaoError, identity_key, verify_cacao
 from wcnotify.protocol.did import Account, DidError, decode_did_key, encode_did_key
 from wcnotify.protocol.jwt import JwtError, UnregisterIdentityClaims
+from wcnotify.serving import service_audiences
 from wcnotify.spec import KeysErrorName
 from wcnotify.storage import open_database
 
@@ -49,20 +50,9 @@ log = logging.getLogger("wcnotify.keys")
 Clock = Callable[[], float]
 Handler = Callable[[Any, Request], Awaitable[Response]]
 
-_SCHEMES = ("http", "https")
-_WILDCARD_HOSTS = ("0.0.0.0", "::", "")
-
-
 def keys_audiences(host: str, port: int, public_urls: Iterable[str] = ()) -> frozenset[str]:
-    """The URLs a wallet may have configured as ``keyserverUrl`` (and so writes as the idAuth ``aud``):
-    http/https of ``host``, ``localhost`` and ``127.0.0.1`` at ``port``, plus ``public_urls``; each with and
-    without a trailing slash."""
-    hosts = {"localhost", "127.0.0.1"}
-    if host not in _WILDCARD_HOSTS:
-        hosts.add(f"[{host}]" if ":" in host else host)
-    urls = {f"{scheme}://{h}:{port}" for scheme in _SCHEMES for h in hosts}
-    urls |= {u.rstrip("/") for u in public_urls}
-    return frozenset(urls | {u + "/" for u in urls})
+    """The URLs a wallet may have configured as ``keyserverUrl`` (and so writes as the idAuth ``aud``)."""
+    return service_audiences(host, port, public_urls)
 
 
 def _respond(body: bytes, status: int = 200) -> Response:

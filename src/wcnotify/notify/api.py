@@ -33,6 +33,7 @@ from wcnotify.notify.relay_link import WebhookError
 from wcnotify.notify.store import DomainTakenError, Project
 from wcnotify.protocol.did import DidError, build_did_document, normalize_domain
 from wcnotify.relay.client import RelayClientError
+from wcnotify.serving import bearer_token
 
 if TYPE_CHECKING:
     from wcnotify.notify.server import NotifyService
@@ -143,12 +144,12 @@ def build_app(service: "NotifyService") -> FastAPI:  # noqa: PLR0915 (FastAPI re
         return _error(503, "the database is unavailable; retry shortly")
 
     async def admin(authorization: Annotated[str | None, Header()] = None) -> None:
-        token = _bearer(authorization)
+        token = bearer_token(authorization)
         if token is None or not hmac.compare_digest(token.encode(), service.config.admin_token.encode()):
             raise ApiError(401, "Unauthorized: send the admin token as 'Authorization: Bearer <token>'")
 
     async def project_auth(project_id: str, authorization: Annotated[str | None, Header()] = None) -> Project:
-        secret = _bearer(authorization)
+        secret = bearer_token(authorization)
         if secret is None:
             raise ApiError(401, "Unauthorized: send the project secret as 'Authorization: Bearer <secret>'")
         async with service.db.read() as conn:
@@ -305,13 +306,6 @@ def build_app(service: "NotifyService") -> FastAPI:  # noqa: PLR0915 (FastAPI re
         return Response(status_code=204)
 
     return app
-
-
-def _bearer(authorization: str | None) -> str | None:
-    if not authorization:
-        return None
-    scheme, _, token = authorization.partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 def _image_urls(icons: list[str]) -> dict[str, str]:

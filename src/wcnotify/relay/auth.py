@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from wcnotify.protocol.jwt import JwtError, RelayAuthClaims
+from wcnotify.serving import service_audiences
 
 _SCHEMES = ("ws", "wss", "http", "https")
-_WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 
 
 class RelayAuthError(Exception):
@@ -25,22 +25,8 @@ class RelayAuthError(Exception):
 
 
 def default_audiences(host: str, port: int, public_urls: Iterable[str] = ()) -> frozenset[str]:
-    """Every ws/wss/http/https URL of ``host:port``, ``localhost:port`` and ``127.0.0.1:port`` (with and
-    without a trailing slash), plus ``public_urls`` as given and without a trailing slash."""
-    hosts = {"localhost", "127.0.0.1"}
-    if host not in _WILDCARD_HOSTS:
-        hosts.add(f"[{host}]" if ":" in host else host)
-    urls = {f"{scheme}://{h}:{port}" for scheme in _SCHEMES for h in hosts}
-    urls |= {u.rstrip("/") for u in public_urls}
-    return frozenset(urls | {u + "/" for u in urls})
-
-
-def bearer_token(authorization: str | None) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header, or None."""
-    if authorization is None:
-        return None
-    scheme, _, token = authorization.strip().partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
+    """Every ws/wss/http/https URL of the relay (see :func:`wcnotify.serving.service_audiences`)."""
+    return service_audiences(host, port, public_urls, _SCHEMES)
 
 
 def authenticate(token: str | None, *, now: int, audiences: frozenset[str]) -> str:

@@ -38,7 +38,7 @@ from starlette.websockets import WebSocket
 
 from wcnotify import spec
 from wcnotify.protocol.crypto import Ed25519KeyPair
-from wcnotify.relay.auth import RelayAuthError, authenticate, bearer_token, default_audiences
+from wcnotify.relay.auth import RelayAuthError, authenticate, default_audiences
 from wcnotify.relay.core import RelaySession, RelayState
 from wcnotify.relay.limits import RelayLimits
 from wcnotify.relay.mailbox import Mailbox, MemoryMailbox
@@ -49,7 +49,7 @@ from wcnotify.relay.sql_mailbox import SqlMailbox
 from wcnotify.relay.sql_watch import SqlWatchStore
 from wcnotify.relay.watch import WatchService
 from wcnotify.relay.watch_store import MemoryWatchStore, WatchStore
-from wcnotify.serving import AsgiService, client_host
+from wcnotify.serving import AsgiService, bearer_token, client_host
 
 log = logging.getLogger("wcnotify.relay")
 
