@@ -154,7 +154,8 @@ class _Request:
         return self.answer(jsonrpc.Error(self.request.id, spec.NOTIFY_CLIENT_ERROR_CODE, message))
 
 
-Handler = Callable[["WalletHandlers", _Request, AsyncConnection | None], Awaitable[None]]
+Validator = Callable[["WalletHandlers", _Request], Awaitable[None]]
+Writer = Callable[["WalletHandlers", _Request, AsyncConnection], Awaitable["Outcome"]]
 
 
 def _parse_scope(scp: str) -> list[str]:
@@ -182,7 +183,7 @@ class WalletHandlers:
 
     async def handle(self, event: RelayEvent) -> Outcome:
         rpc = spec.NOTIFY_BY_REQUEST_TAG.get(event.tag)
-        if event.tag in spec.NOTIFY_IGNORED_TAGS or rpc is None or rpc.request_tag not in _HANDLERS:
+        if event.tag in spec.NOTIFY_IGNORED_TAGS or rpc is None or rpc.request_tag not in _VALIDATORS:
             return Outcome()
         async with self.db.read() as conn:
             done = await store.handled(conn, event.message_id)
@@ -195,7 +196,7 @@ class WalletHandlers:
             return Outcome()
         outcome = Outcome()
         try:
-            await _HANDLERS[rpc.request_tag](self, req, None)  # validation: no transaction
+            await _VALIDATORS[rpc.request_tag](self, req)  # no transaction: may call the keys server
             async with self.db.write() as conn:
                 await self._commit(req, conn, outcome)
         except RequestError as exc:
@@ -342,7 +343,7 @@ class WalletHandlers:
             if skip_self and w.did_key == claims.iss:
                 continue
             sbs = await store.subscriptions_view(
-                conn, address, w.account, project_id=w.project, now=req.now
+                conn, address, w.account, project_id=w.project
             )
             jwt = NotifySubscriptionsChangedClaims(
                 iat=req.now, exp=req.now + spec.NOTIFY_SUBSCRIPTIONS_CHANGED.request_ttl, iss=self.identity.did_key,
@@ -357,7 +358,7 @@ class WalletHandlers:
 
     # -------------------------------------------------------------------------------- subscribe
 
-    async def _validate_subscribe(self, req: _Request, _conn: AsyncConnection | None) -> None:
+    async def _validate_subscribe(self, req: _Request) -> None:
         project = req.project
         assert project is not None
         claims = self._claims(req, NotifySubscriptionClaims, project.authentication_did)
@@ -370,10 +371,7 @@ class WalletHandlers:
         claims, account, scope = req.validated
         project = req.project
         assert project is not None and req.sender_public is not None
-        known = {t.id for t in await store.list_types(conn, project)}
-        unknown = [t for t in scope if t not in known]
-        if unknown:
-            raise RequestError(f"Unknown notification type(s) for {project.app_domain}: {', '.join(unknown)}")
+        await _check_scope(conn, project, scope)
         now_ms = req.now * 1000
         expiry = req.now + spec.NOTIFY_SUBSCRIPTION_TTL
         existing = await store.find_subscriber(conn, project, account)
@@ -386,7 +384,7 @@ class WalletHandlers:
             sym = derive_sym_key(z.private_key, req.sender_public)
             subscriber = await store.insert_subscriber(conn, project, account, sym, scope, expiry=expiry, now_ms=now_ms)
             extra[spec.NOTIFY_SUBSCRIBE_KEY_CLAIM] = z.public_key.hex()
-        sbs = await store.subscriptions_view(conn, subscriber.address, str(account), project_id=project.id, now=req.now)
+        sbs = await store.subscriptions_view(conn, subscriber.address, str(account), project_id=project.id)
         jwt = NotifySubscriptionResponseClaims(
             iat=req.now, exp=req.response_exp, iss=project.authentication_did,
             aud=claims.iss, sub=claims.sub, app=claims.app, sbs=sbs, extra=extra,
@@ -405,7 +403,7 @@ class WalletHandlers:
         self._owner(account, subscriber)
         return claims, account
 
-    async def _validate_update(self, req: _Request, _conn: AsyncConnection | None) -> None:
+    async def _validate_update(self, req: _Request) -> None:
         claims, account = await self._validate_owned(req, NotifyUpdateClaims)
         req.validated = (claims, account, _parse_scope(claims.scp))
 
@@ -413,17 +411,14 @@ class WalletHandlers:
         claims, account, scope = req.validated
         project, subscriber = req.project, req.subscriber
         assert project is not None and subscriber is not None
-        known = {t.id for t in await store.list_types(conn, project)}
-        unknown = [t for t in scope if t not in known]
-        if unknown:
-            raise RequestError(f"Unknown notification type(s) for {project.app_domain}: {', '.join(unknown)}")
+        await _check_scope(conn, project, scope)
         current = await store.subscriber_by_topic(conn, subscriber.topic)
         if current is None:
             raise RequestError("The subscription no longer exists")
         await store.renew_subscriber(
             conn, current, scope, expiry=req.now + spec.NOTIFY_SUBSCRIPTION_TTL, now_ms=req.now * 1000
         )
-        sbs = await store.subscriptions_view(conn, current.address, str(account), project_id=project.id, now=req.now)
+        sbs = await store.subscriptions_view(conn, current.address, str(account), project_id=project.id)
         jwt = NotifyUpdateResponseClaims(
             iat=req.now, exp=req.response_exp, iss=project.authentication_did,
             aud=claims.iss, sub=claims.sub, app=claims.app, sbs=sbs,
@@ -431,7 +426,7 @@ class WalletHandlers:
         changed = await self._changed(conn, req, project, current.address, claims)
         return Outcome(publish=[req.result(jwt), *changed])
 
-    async def _validate_delete(self, req: _Request, _conn: AsyncConnection | None) -> None:
+    async def _validate_delete(self, req: _Request) -> None:
         req.validated = await self._validate_owned(req, NotifyDeleteClaims)
 
     async def _write_delete(self, req: _Request, conn: AsyncConnection) -> Outcome:
@@ -442,7 +437,7 @@ class WalletHandlers:
         if current is None:
             raise RequestError("The subscription no longer exists")
         await store.delete_subscriber(conn, current)
-        sbs = await store.subscriptions_view(conn, current.address, str(account), project_id=project.id, now=req.now)
+        sbs = await store.subscriptions_view(conn, current.address, str(account), project_id=project.id)
         jwt = NotifyDeleteResponseClaims(
             iat=req.now, exp=req.response_exp, iss=project.authentication_did,
             aud=claims.iss, sub=claims.sub, app=claims.app, sbs=sbs,
@@ -452,7 +447,7 @@ class WalletHandlers:
 
     # ------------------------------------------------------------------------------------ watch
 
-    async def _validate_watch(self, req: _Request, _conn: AsyncConnection | None) -> None:
+    async def _validate_watch(self, req: _Request) -> None:
         claims = self._claims(req, NotifyWatchSubscriptionsClaims, self.identity.did_key)
         project: Project | None = None
         domain: str | None = None
@@ -479,7 +474,7 @@ class WalletHandlers:
             expiry=req.now + spec.NOTIFY_WATCHER_TTL, now_ms=req.now * 1000,
         )
         sbs = await store.subscriptions_view(
-            conn, address, str(account), project_id=req.project.id if req.project else None, now=req.now
+            conn, address, str(account), project_id=req.project.id if req.project else None
         )
         jwt = NotifyWatchSubscriptionsResponseClaims(
             iat=req.now, exp=req.response_exp,
@@ -489,7 +484,7 @@ class WalletHandlers:
 
     # ------------------------------------------------------------------------- history, read
 
-    async def _validate_history(self, req: _Request, _conn: AsyncConnection | None) -> None:
+    async def _validate_history(self, req: _Request) -> None:
         claims, account = await self._validate_owned(req, NotifyGetNotificationsClaims)
         if not 1 <= claims.lmt <= spec.NOTIFY_HISTORY_MAX_LIMIT:
             raise RequestError(f"lmt must be between 1 and {spec.NOTIFY_HISTORY_MAX_LIMIT}")
@@ -515,7 +510,7 @@ class WalletHandlers:
         ).sign(project.authentication_key)
         return Outcome(publish=[req.result(jwt)])
 
-    async def _validate_mark(self, req: _Request, _conn: AsyncConnection | None) -> None:
+    async def _validate_mark(self, req: _Request) -> None:
         claims, account = await self._validate_owned(req, NotifyMarkNotificationsAsReadClaims)
         if claims.all:
             if claims.ids is not None:
@@ -544,6 +539,13 @@ class WalletHandlers:
         return Outcome(publish=[req.result(jwt)])
 
 
+async def _check_scope(conn: AsyncConnection, project: Project, scope: list[str]) -> None:
+    known = {t.id for t in await store.list_types(conn, project)}
+    unknown = [t for t in scope if t not in known]
+    if unknown:
+        raise RequestError(f"Unknown notification type(s) for {project.app_domain}: {', '.join(unknown)}")
+
+
 def _mjv(claims: Any) -> int:
     with contextlib.suppress(TypeError, ValueError):
         return int(claims.mjv)
@@ -559,7 +561,7 @@ async def _resolve(resolver: Resolver, ksu: str, iss: str, now: int) -> Any:
         raise RequestError(str(exc)) from exc
 
 
-_HANDLERS: dict[int, Handler] = {
+_VALIDATORS: dict[int, Validator] = {
     spec.NOTIFY_SUBSCRIBE.request_tag: WalletHandlers._validate_subscribe,
     spec.NOTIFY_UPDATE.request_tag: WalletHandlers._validate_update,
     spec.NOTIFY_DELETE.request_tag: WalletHandlers._validate_delete,
@@ -567,7 +569,7 @@ _HANDLERS: dict[int, Handler] = {
     spec.NOTIFY_GET_NOTIFICATIONS.request_tag: WalletHandlers._validate_history,
     spec.NOTIFY_MARK_NOTIFICATIONS_AS_READ.request_tag: WalletHandlers._validate_mark,
 }
-_WRITERS: dict[int, Callable[[WalletHandlers, _Request, AsyncConnection], Awaitable[Outcome]]] = {
+_WRITERS: dict[int, Writer] = {
     spec.NOTIFY_SUBSCRIBE.request_tag: WalletHandlers._write_subscribe,
     spec.NOTIFY_UPDATE.request_tag: WalletHandlers._write_update,
     spec.NOTIFY_DELETE.request_tag: WalletHandlers._write_delete,

@@ -146,13 +146,7 @@ class NotifyService:
         while True:
             try:
                 await self.sync_relay()
-            except (RelayClientError, OSError, SQLAlchemyError, ValueError) as exc:
-                self.relay_ready.clear()
-                log.warning("relay set-up failed (%s); retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.config.relay_retry_max)
-                continue
-            except Exception as exc:  # httpx errors from /public-key and the like
+            except Exception as exc:  # relay, httpx (/public-key), database: all retried the same way
                 self.relay_ready.clear()
                 log.warning("relay set-up failed (%s); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)

@@ -361,7 +361,7 @@ async def subscriber_topics(conn: AsyncConnection, after: str = "", limit: int =
 
 
 async def subscriptions_view(
-    conn: AsyncConnection, address: str, account: str, *, project_id: str | None = None, now: int
+    conn: AsyncConnection, address: str, account: str, *, project_id: str | None = None
 ) -> list[dict[str, Any]]:
     """``sbs``: the address's subscriptions (one app's when ``project_id``), as ``account`` sees them.
 
@@ -382,7 +382,6 @@ async def subscriptions_view(
     if project_id is not None:
         query = query.where(subscribers.c.project == project_id)
     rows = (await conn.execute(query)).all()
-    del now  # subscriptions do not lapse while the wallet keeps renewing them; the expiry is informative
     out = []
     for r in rows:
         out.append(
