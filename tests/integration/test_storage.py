@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import asyncio
 
+from pathlib import Path
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from wcnotify.storage import create_engine, migrate, open_database
 from wcnotify.storage.tables import metadata
+
+# the newest revision is the file with the highest number: "0002_dapp_side.py" -> "0002"
+HEAD = max(p.name[:4] for p in (Path(__file__).parents[2] / "src/wcnotify/storage/migrations/versions").glob("0*.py"))
 
 
 async def test_migrations_create_every_table_and_match_the_metadata(database_url: str) -> None:
@@ -22,7 +27,7 @@ async def test_migrations_create_every_table_and_match_the_metadata(database_url
             diff = await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), metadata))
             assert diff == []
             version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
-            assert version == "0001"
+            assert version == HEAD
     finally:
         await engine.dispose()
 

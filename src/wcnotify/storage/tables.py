@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData(
@@ -68,6 +69,8 @@ projects = Table(
     Column("authentication_private", String(64)),
     Column("authentication_public", String(64)),
     Column("created_at", BigInteger, nullable=False),
+    Column("listed", Boolean, nullable=False, default=False, server_default=false()),  # in GET /v1/apps
+    Column("welcome", Text),  # JSON {enabled, type, title, body, url}: sent once on a first subscribe
 )
 
 notification_types = Table(
@@ -132,6 +135,7 @@ notifications = Table(
     Column("icon", String(255)),
     Column("url", String(255)),
     Column("created_at", BigInteger, nullable=False),
+    Column("withdrawn_at", BigInteger),  # DELETE …/notifications/{id}: rows still queued were withdrawn
     UniqueConstraint("project", "notification_id"),
 )
 
@@ -142,15 +146,51 @@ subscriber_notifications = Table(
     Column("id", String(36), primary_key=True),  # the msg.id the wallet sees
     Column("notification", String(36), ForeignKey("notifications.id", ondelete="CASCADE"), nullable=False),
     Column("subscriber", String(36), ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False),
-    Column("status", String(16), nullable=False, default="queued"),  # queued|processing|published|failed
+    # queued|processing|published|failed|withdrawn; while processing, next_attempt_at is the claim's
+    # deadline, after which another worker may take the row again (its claimer crashed)
+    Column("status", String(16), nullable=False, default="queued"),
     Column("is_read", Boolean, nullable=False, default=False),
     Column("created_at", BigInteger, nullable=False),  # the notification's, copied for keyset paging
     Column("updated_at", BigInteger, nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", BigInteger, nullable=False, default=0),
+    Column("last_error", String(255)),
     UniqueConstraint("notification", "subscriber"),
     Index(None, "subscriber", "created_at", "id"),
     Index(None, "status", "next_attempt_at"),
+)
+
+# webhooks to dapps: a URL of a project, for some of the events subscribed|updated|unsubscribed
+dapp_webhooks = Table(
+    "dapp_webhooks",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project", String(36), ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("secret", String(64), nullable=False),  # the HMAC-SHA256 key, shown to the dapp at creation
+    Column("events", Text, nullable=False),  # JSON list of event names
+    Column("created_at", BigInteger, nullable=False),
+    # delivery state of the whole webhook: events go out in order, so a failing receiver holds its queue
+    Column("attempts", Integer, nullable=False, default=0, server_default="0"),  # consecutive failures
+    Column("next_attempt_at", BigInteger, nullable=False, default=0, server_default="0"),  # also a lease
+    Column("last_error", String(255)),
+    Column("delivered", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("failed", BigInteger, nullable=False, default=0, server_default="0"),  # failed attempts, ever
+    Index(None, "project"),
+)
+
+# the durable outbox of webhook events, one row per (webhook, event); id order is delivery order
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("webhook", String(36), ForeignKey("dapp_webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("event", String(16), nullable=False),
+    Column("account", String(200), nullable=False),
+    Column("payload", Text, nullable=False),  # the JSON body POSTed, fixed when the event happened
+    Column("created_at", BigInteger, nullable=False),
+    Column("delivered_at", BigInteger),  # NULL while pending
+    Index(None, "webhook", "delivered_at", "id"),
 )
 
 # relay messages already handled: the relay retries a webhook on 5xx and a replayed ciphertext has the

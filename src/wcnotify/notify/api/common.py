@@ -1,0 +1,81 @@
+"""What every route module of the notify server's HTTP API shares: errors, body models, dependencies.
+
+Errors are JSON ``{"error": "<what is wrong and what to do>"}`` with 401 (credentials), 404, 409, 413
+(body too large), 422 (validation, naming the field), 429 (rate limited, with ``Retry-After``) or 503 (a
+dependency is down; retry); nothing a client sends produces a 500.
+
+Route modules do not use ``from __future__ import annotations``: FastAPI evaluates route annotations at
+runtime. The service reaches routes through ``request.app.state.service`` (:func:`get_service`).
+"""
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+
+from wcnotify.notify import store
+from wcnotify.notify.service import NotifyService
+from wcnotify.notify.store import Project
+from wcnotify.serving import bearer_token
+
+
+class ApiError(Exception):
+    """Raised by a route: becomes ``{"error": message}`` with ``status`` (and ``headers``)."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+class Body(BaseModel):
+    """Request bodies: unknown fields are ignored (clients newer than us may send more)."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
+
+
+def get_service(request: Request) -> NotifyService:
+    service: NotifyService = request.app.state.service
+    return service
+
+
+Service = Annotated[NotifyService, Depends(get_service)]
+
+
+async def admin(service: Service, authorization: Annotated[str | None, Header()] = None) -> None:
+    token = bearer_token(authorization)
+    if token is None or not hmac.compare_digest(token.encode(), service.config.admin_token.encode()):
+        raise ApiError(401, "Unauthorized: send the admin token as 'Authorization: Bearer <token>'")
+
+
+async def project_auth(
+    project_id: str, service: Service, authorization: Annotated[str | None, Header()] = None
+) -> Project:
+    secret = bearer_token(authorization)
+    if secret is None:
+        raise ApiError(401, "Unauthorized: send the project secret as 'Authorization: Bearer <secret>'")
+    async with service.db.read() as conn:
+        project = await store.authenticate_project(conn, project_id, secret)
+    if project is None:
+        raise ApiError(401, "Invalid project id or secret")
+    return project
+
+
+async def public_project(project_id: str, service: Service) -> Project:
+    async with service.db.read() as conn:
+        project = await store.project_by_public_id(conn, project_id)
+    if project is None:
+        raise ApiError(404, f"no project {project_id[:64]!r}")
+    return project
+
+
+Admin = Depends(admin)
+AuthedProject = Annotated[Project, Depends(project_auth)]
+PublicProject = Annotated[Project, Depends(public_project)]
