@@ -362,6 +362,13 @@ NOTIFY_PURGE_INTERVAL: Final = HOUR
 NOTIFY_RECEIPT_FLUSH_SECONDS: Final = 1.0  # acks to the relay are batched this long (or RELAY_BATCH_MAX)
 NOTIFY_MAX_BODY_BYTES: Final = 1_048_576  # HTTP request bodies above this get 413
 NOTIFY_DOMAIN_MAX: Final = 253
+NOTIFY_DELIVERY_BATCH: Final = RELAY_BATCH_MAX  # rows a delivery worker claims and publishes at once
+NOTIFY_DELIVERY_WORKERS: Final = 4  # concurrent claim-build-publish loops per server process
+NOTIFY_DELIVERY_LEASE: Final = 300  # s a claimed row stays "processing" before another worker may take it
+NOTIFY_DELIVERY_GIVE_UP: Final = DAY  # a row still unpublished this long after its notification is "failed"
+NOTIFY_DELIVERY_BACKOFF: Final = (1.0, 300.0)  # s: first retry of a refused message, and the cap
+NOTIFY_DELIVERY_POLL: Final = 1.0  # s between queue polls when idle (other replicas' sends, due retries)
+NOTIFY_DELIVERY_OUTAGE_BACKOFF: Final = (0.5, 10.0)  # s: probing an unreachable relay, first and cap
 DID_JSON_PATH: Final = "/.well-known/did.json"
 DID_JSON_CONTEXT: Final = ("https://www.w3.org/ns/did/v1", "https://w3id.org/security/suites/jws-2020/v1")
 DID_FRAGMENT_SUBSCRIBE_KEY: Final = "wc-notify-subscribe-key"
@@ -467,3 +474,34 @@ KEYS_UNREGISTER_TTL: Final = DAY  # lifetime of the idAuth a Python wallet signs
 # unregistered key kept working for up to a week); lookups that fail are not cached at all
 IDENTITY_CACHE_TTL: Final = 5 * MINUTE
 IDENTITY_CACHE_MAX_ENTRIES: Final = 10_000
+
+# --------------------------------------------------------------------------------------------------------
+# Webhooks to dapps (wcnotify; docs/webhooks.md). The reference has none: every name here is ours.
+
+
+class WebhookEvent(StrEnum):
+    """What a dapp webhook can be told, named from the dapp's side."""
+
+    SUBSCRIBED = "subscribed"  # a new subscription (a re-subscribe is `updated` when its types changed)
+    UPDATED = "updated"  # the subscription's notification types changed
+    UNSUBSCRIBED = "unsubscribed"  # the wallet deleted the subscription
+
+
+WEBHOOK_EVENTS: Final[tuple[WebhookEvent, ...]] = tuple(WebhookEvent)
+WEBHOOK_HEADER_SIGNATURE: Final = "X-Wcnotify-Signature"  # t=<unix seconds>,v1=<hex HMAC-SHA256>
+WEBHOOK_HEADER_EVENT: Final = "X-Wcnotify-Event"  # the event name, as in the body
+WEBHOOK_HEADER_DELIVERY: Final = "X-Wcnotify-Delivery"  # the outbox row id: same on every retry, rising in order
+WEBHOOK_SIGNATURE_SCHEME: Final = "v1"  # HMAC-SHA256 over f"{t}.{raw body}" keyed by the webhook secret
+WEBHOOK_SIGNATURE_TOLERANCE: Final = 5 * MINUTE  # a receiver refuses t further than this from its clock
+WEBHOOK_SECRET_PREFIX: Final = "whsec_"  # lets secret scanners spot a leaked one
+WEBHOOK_URL_MAX: Final = 2048
+WEBHOOK_MAX_PER_PROJECT: Final = 10
+WEBHOOK_HTTP_TIMEOUT: Final = 10.0  # seconds for a whole POST (connect to response headers) before it failed
+WEBHOOK_RETRY_BASE: Final = 1.0  # seconds before the first retry, doubled after each failure
+WEBHOOK_RETRY_MAX: Final = 10 * MINUTE  # the longest wait between two attempts
+WEBHOOK_EVENT_MAX_AGE: Final = 3 * DAY  # a pending event this old is dropped when its next attempt fails
+WEBHOOK_DELIVERED_KEEP: Final = DAY  # delivered outbox rows are purged after this
+WEBHOOK_CLAIM_LEASE: Final = 60.0  # seconds a replica holds a webhook's queue (> WEBHOOK_HTTP_TIMEOUT)
+WEBHOOK_CONCURRENCY: Final = 8  # webhooks delivered at once by one server process
+WEBHOOK_POLL_INTERVAL: Final = 1.0  # seconds between looks at the outbox (other replicas' events, retries)
+WEBHOOK_PAGE: Final = 50  # pending events read per query while a queue is being drained

@@ -39,7 +39,7 @@ from wcnotify.protocol.crypto import (
     topic_of,
 )
 from wcnotify.protocol.did import Account, did_web, encode_did_key, parse_did_document
-from wcnotify.protocol.jwt import WatchEventClaims, decode_jwt, encode_jwt
+from wcnotify.protocol.jwt import WatchEventClaims, decode_jwt, encode_jwt, verify_jwt
 from wcnotify.relay.client import RelayClient, RelayMessage
 from wcnotify.relay.server import RelayConfig, RelayServer
 from wcnotify.storage import create_engine
@@ -105,6 +105,34 @@ class Stack:
             assert r.status_code == 201, r.text
             dapp.types[name] = r.json()["id"]
         return dapp
+
+    async def send(
+        self, dapp: Dapp, accounts: list[str], type_name: str | None = None, *, notification_id: str | None = None,
+        title: str = "hello", body: str = "a notification", **extra: Any,
+    ) -> dict[str, Any]:
+        """``POST /{projectId}/notify``; asserts 200 and returns ``{sent, failed, not_found}``."""
+        notification = {"type": dapp.types[type_name or next(iter(dapp.types))], "title": title, "body": body, **extra}
+        payload: dict[str, Any] = {"notification": notification, "accounts": accounts}
+        if notification_id is not None:
+            payload["notification_id"] = notification_id
+        r = await self.http.post(f"{self.notify_url}/{dapp.project_id}/notify", json=payload, headers=dapp.headers)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    async def status(self, dapp: Dapp, notification_id: str) -> dict[str, Any]:
+        r = await self.http.get(f"{self.notify_url}/v1/{dapp.project_id}/notifications/{notification_id}",
+                                headers=dapp.headers)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    async def delivered(self, dapp: Dapp, notification_id: str, count: int, timeout: float = 10) -> dict[str, Any]:
+        """Wait until ``count`` deliveries of the notification are published; its status."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = await self.status(dapp, notification_id)
+            if status["published"] >= count or time.monotonic() > deadline:
+                return status
+            await asyncio.sleep(0.05)
 
     def watch_event(self, evt: dict[str, Any], *, key: Ed25519KeyPair | None = None, aud: str | None = None,
                     now: int | None = None) -> dict[str, Any]:
@@ -298,6 +326,15 @@ class Wallet:
         key = self.sub_key(dapp)
         claims = self.claims(act=act, aud=dapp.auth_did, app=did_web(dapp.domain), **extra)
         return await self.call(rpc, claims, topic=topic_of(key), key=key)
+
+    async def next_notification(self, dapp: Dapp, timeout: float = 10) -> dict[str, Any]:
+        """The next ``wc_notifyMessage`` on the dapp's subscription: its ``messageAuth`` claims, verified
+        against the dapp's authentication key (a forged one fails here)."""
+        key = self.sub_key(dapp)
+        m = await self.wait(topic_of(key), spec.NOTIFY_MESSAGE.request_tag, timeout)
+        request = jsonrpc.parse_message(decrypt(m.message, key))
+        assert isinstance(request, jsonrpc.Request) and request.method == spec.NOTIFY_MESSAGE.method, request
+        return verify_jwt(request.params["messageAuth"], now=int(time.time()))
 
     async def update(self, dapp: Dapp, types: list[str]) -> dict[str, Any]:
         return await self.on_subscription(dapp, spec.NOTIFY_UPDATE, spec.Act.NOTIFY_UPDATE,

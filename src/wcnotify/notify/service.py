@@ -23,10 +23,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from wcnotify import spec
 from wcnotify.keys.client import IdentityResolver
 from wcnotify.notify import store
+from wcnotify.notify.delivery import Deliverer, DeliveryConfig
 from wcnotify.notify.handlers import Outcome, RelayEvent, ServerFault, WalletHandlers
 from wcnotify.notify.identity import ServerIdentity
 from wcnotify.notify.relay_link import RelayLink
 from wcnotify.notify.store import Database
+from wcnotify.notify.webhooks import WebhookDispatcher
 from wcnotify.relay.client import RelayClientError
 from wcnotify.storage import open_database
 
@@ -44,6 +46,9 @@ class NotifyConfig:
     admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     seed: str = ""
     relay_retry_max: float = 30.0  # seconds between relay set-up attempts, at most
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    webhook_timeout: float = spec.WEBHOOK_HTTP_TIMEOUT  # seconds per POST to a dapp webhook
+    webhook_retry_base: float = spec.WEBHOOK_RETRY_BASE  # seconds before a webhook's first retry (doubled)
 
 
 class NotifyService:
@@ -57,14 +62,22 @@ class NotifyService:
         self.relay = RelayLink(config.relay_url, self.identity.relay, self.public_url, clock=clock)
         self.resolver = IdentityResolver(config.keys_urls, clock=clock)
         self.relay_ready = asyncio.Event()
+        self.webhooks = WebhookDispatcher(clock=clock, timeout=config.webhook_timeout,
+                                          retry_base=config.webhook_retry_base)
         self._db: Database | None = None
         self._handlers: WalletHandlers | None = None
+        self._deliverer: Deliverer | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
     def db(self) -> Database:
         assert self._db is not None, "the database opens in the app's lifespan"
         return self._db
+
+    @property
+    def deliverer(self) -> Deliverer:
+        assert self._deliverer is not None, "the delivery workers start in the app's lifespan"
+        return self._deliverer
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -73,10 +86,13 @@ class NotifyService:
     async def lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
         self._db = Database(await open_database(self.config.database_url))
         self._handlers = WalletHandlers(self.db, self.resolver, self.identity, clock=self.clock)
+        self._deliverer = Deliverer(self.db, self.relay, config=self.config.delivery, clock=self.clock)
         self._tasks = [
+            asyncio.create_task(self.deliverer.run(), name="delivery"),
             asyncio.create_task(self._relay_setup_loop(), name="relay-setup"),
             asyncio.create_task(self.relay.run_receipts(), name="relay-receipts"),
             asyncio.create_task(self._purge_loop(), name="purge"),
+            asyncio.create_task(self.webhooks.run(self.db), name="webhooks"),
         ]
         try:
             yield
@@ -96,6 +112,7 @@ class NotifyService:
         """Handle one wallet message and carry out what it asks of the relay (raises to be retried)."""
         assert self._handlers is not None
         outcome = await self._handlers.handle(event)
+        self.webhooks.wallet_message_handled(event.tag)  # committed: its webhook events can go out
         if outcome.subscribe:
             await self.relay.subscribe(outcome.subscribe)
         if outcome.publish:
@@ -104,6 +121,8 @@ class NotifyService:
             with contextlib.suppress(RelayClientError):  # a stale subscription only costs the relay a little
                 await self.relay.unsubscribe(outcome.unsubscribe)
         self.relay.receipt(event.topic, event.message_id)
+        if outcome.queued:  # after the answer: the wallet learns of the subscription before its welcome
+            self.deliverer.wake()
         return outcome
 
     # ------------------------------------------------------------------------------ background

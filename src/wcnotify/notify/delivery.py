@@ -1,0 +1,325 @@
+"""Durable delivery: workers that publish queued ``subscriber_notifications`` rows to the relay.
+
+Each worker loops: claim a batch of due rows (one write transaction: ``UPDATE … SET status='processing'
+WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED)`` on PostgreSQL, where replicas then never claim the same
+row; SQLite's single writer gives the same guarantee), build one ``wc_notifyMessage`` per row (``messageAuth``
+signed by the project's authentication key, sealed under the subscriber's key), publish them with
+``irn_batchPublish`` and settle the rows. A claim is a lease: ``next_attempt_at`` holds its deadline, and a
+sweeper returns rows whose claimer died (kill -9) to the queue. Their wallets may then get the same
+``msg.id`` twice, which they drop; nobody misses one.
+
+Two kinds of failure, treated differently (the reference treats both as "requeue now", forever cycling):
+
+* the relay is unreachable, times out or rate-limits us: nothing is wrong with the rows. They go back to the
+  queue unchanged and every worker of this process pauses, probing with a growing delay. When the relay is
+  back the whole backlog drains at full speed, not one retry tick at a time.
+* the relay refuses a message: the batch is split to find it, and only that row is retried, with exponential
+  backoff and jitter. Rows not published within a day of their notification become ``failed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from wcnotify import spec
+from wcnotify.notify.relay_link import RelayLink
+from wcnotify.notify.sending import FAILED, PROCESSING, PUBLISHED, QUEUED
+from wcnotify.notify.store import Database
+from wcnotify.protocol import jsonrpc
+from wcnotify.protocol.crypto import Ed25519KeyPair, encode_type0, key_from_hex
+from wcnotify.protocol.did import Account, did_web, encode_did_key
+from wcnotify.protocol.jwt import NotifyMessageClaims
+from wcnotify.relay.client import RelayClientError, RelayRequestError
+from wcnotify.storage.tables import notifications, projects, subscriber_notifications, subscribers
+
+log = logging.getLogger("wcnotify.notify.delivery")
+
+# relay errors that say nothing about the message: wait and publish it again
+_TRANSIENT = (spec.RelayError.TOO_MANY_REQUESTS, spec.RelayError.INTERNAL)
+SWEEP_INTERVAL = 10.0  # s between sweeps for expired claims and rows past the give-up age
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    batch: int = spec.NOTIFY_DELIVERY_BATCH
+    workers: int = spec.NOTIFY_DELIVERY_WORKERS
+    lease: float = spec.NOTIFY_DELIVERY_LEASE
+    give_up: float = spec.NOTIFY_DELIVERY_GIVE_UP
+    backoff: tuple[float, float] = spec.NOTIFY_DELIVERY_BACKOFF
+    outage_backoff: tuple[float, float] = spec.NOTIFY_DELIVERY_OUTAGE_BACKOFF
+    poll: float = spec.NOTIFY_DELIVERY_POLL
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A claimed row with everything needed to build its message."""
+
+    id: str
+    attempts: int
+    created_at: int  # ms, msg.sent_at: the notification's creation (a welcome's: the subscribe)
+    type: str
+    title: str
+    body: str
+    icon: str | None
+    url: str | None
+    account: str
+    sym_key: str
+    topic: str
+    project: str
+    app_domain: str
+    authentication_private: str
+
+
+class _ProjectSigner:
+    """A project's key and the claims that do not change per message (decoded once per batch)."""
+
+    def __init__(self, authentication_private: str, app_domain: str) -> None:
+        self.key = Ed25519KeyPair.from_seed(bytes.fromhex(authentication_private))
+        self.iss = encode_did_key(self.key.public_key)
+        self.app = did_web(app_domain)
+
+
+def build_message(delivery: Delivery, signer: _ProjectSigner, now: int, entropy: int) -> dict[str, Any]:
+    """The relay publish params of one ``wc_notifyMessage`` (protocol.md §3c, reference-server.md §4)."""
+    msg = {
+        "id": delivery.id, "sent_at": delivery.created_at, "type": delivery.type, "title": delivery.title,
+        "body": delivery.body, "icon": delivery.icon or "", "url": delivery.url or "", "is_read": False,
+    }
+    rpc = spec.NOTIFY_MESSAGE
+    jwt = NotifyMessageClaims(
+        iat=now, exp=now + rpc.request_ttl, iss=signer.iss, sub=Account.parse(delivery.account).did_pkh,
+        app=signer.app, msg=msg,
+    ).sign(signer.key)
+    payload = jsonrpc.Request(jsonrpc.payload_id(now * 1000, entropy % 1000), rpc.method, {rpc.params_key: jwt})
+    message = encode_type0(key_from_hex(delivery.sym_key), jsonrpc.encode(payload))
+    return {"topic": delivery.topic, "message": message, "ttl": rpc.request_ttl, "tag": rpc.request_tag,
+            "prompt": rpc.prompt}
+
+
+class _RelayOutage(Exception):
+    """The relay could not be reached (or rate-limited us): a pause for everyone, not a row's fault."""
+
+
+class Deliverer:
+    """The delivery workers of one server process; :meth:`wake` after committing new rows."""
+
+    def __init__(
+        self, db: Database, relay: RelayLink, *, config: DeliveryConfig | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.db = db
+        self.relay = relay
+        self.config = config or DeliveryConfig()
+        self.clock = clock
+        self._wake = asyncio.Event()
+        self._outage_until = 0.0
+        self._outage_delay = 0.0
+        self.published = 0  # counters for /metrics and tests
+        self.refused = 0
+        self.outages = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Run the workers and the sweeper until cancelled."""
+        tasks = [asyncio.create_task(self._worker(), name=f"delivery-{i}") for i in range(self.config.workers)]
+        tasks.append(asyncio.create_task(self._sweeper(), name="delivery-sweeper"))
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    # ------------------------------------------------------------------------------------- loop
+
+    async def _worker(self) -> None:
+        while True:
+            pause = self._outage_until - time.monotonic()
+            if pause > 0:
+                await asyncio.sleep(pause)
+                continue
+            self._wake.clear()
+            try:
+                claimed = await self.claim()
+            except SQLAlchemyError as exc:
+                log.warning("claiming deliveries failed: %s", exc)
+                await asyncio.sleep(self.config.poll)
+                continue
+            if not claimed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.config.poll)
+                continue
+            self._wake.set()  # there may be more: let an idle worker claim the next batch meanwhile
+            try:
+                await self.deliver(claimed)
+            except SQLAlchemyError as exc:  # the rows stay claimed; the sweeper requeues them after the lease
+                log.warning("settling %d deliveries failed: %s", len(claimed), exc)
+
+    async def _sweeper(self) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except SQLAlchemyError as exc:
+                log.warning("delivery sweep failed: %s", exc)
+            await asyncio.sleep(SWEEP_INTERVAL)
+
+    # ------------------------------------------------------------------------------- the queue
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    async def claim(self) -> list[Delivery]:
+        """Claim up to ``batch`` due rows (oldest due first) and load what building their messages needs."""
+        sn = subscriber_notifications
+        now_ms = self._now_ms()
+        due = (
+            select(sn.c.id)
+            .where(sn.c.status == QUEUED, sn.c.next_attempt_at <= now_ms)
+            .order_by(sn.c.next_attempt_at)
+            .limit(self.config.batch)
+            .with_for_update(skip_locked=True)
+        )
+        async with self.db.write() as conn:
+            ids = [
+                r.id
+                for r in await conn.execute(
+                    update(sn)
+                    .where(sn.c.id.in_(due.scalar_subquery()))
+                    .values(status=PROCESSING, next_attempt_at=now_ms + int(self.config.lease * 1000),
+                            attempts=sn.c.attempts + 1, updated_at=now_ms)
+                    .returning(sn.c.id)
+                )
+            ]
+            if not ids:
+                return []
+            rows = await conn.execute(
+                select(
+                    sn.c.id, sn.c.attempts, sn.c.created_at, notifications.c.type, notifications.c.title,
+                    notifications.c.body, notifications.c.icon, notifications.c.url, subscribers.c.account,
+                    subscribers.c.sym_key, subscribers.c.topic, projects.c.id.label("project"), projects.c.app_domain,
+                    projects.c.authentication_private,
+                )
+                .join(notifications, notifications.c.id == sn.c.notification)
+                .join(subscribers, subscribers.c.id == sn.c.subscriber)
+                .join(projects, projects.c.id == subscribers.c.project)
+                .where(sn.c.id.in_(ids))
+            )
+            return [Delivery(**r._mapping) for r in rows]
+
+    async def sweep(self) -> tuple[int, int]:
+        """Requeue rows whose claim expired; fail queued rows past the give-up age. Returns both counts."""
+        sn = subscriber_notifications
+        now_ms = self._now_ms()
+        async with self.db.write() as conn:
+            expired = await conn.execute(
+                update(sn).where(sn.c.status == PROCESSING, sn.c.next_attempt_at <= now_ms)
+                .values(status=QUEUED, updated_at=now_ms)
+            )
+            too_old = await conn.execute(
+                update(sn).where(sn.c.status == QUEUED, sn.c.created_at <= now_ms - int(self.config.give_up * 1000))
+                .values(status=FAILED, updated_at=now_ms, last_error="not published within the give-up time")
+            )
+        return int(expired.rowcount or 0), int(too_old.rowcount or 0)
+
+    async def queue_depth(self) -> dict[str, int]:
+        """Rows queued and in flight (for /metrics)."""
+        sn = subscriber_notifications
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(sn.c.status, func.count()).where(sn.c.status.in_((QUEUED, PROCESSING))).group_by(sn.c.status)
+            )
+            counts = {status: int(n) for status, n in rows}
+        return {QUEUED: counts.get(QUEUED, 0), PROCESSING: counts.get(PROCESSING, 0)}
+
+    # ----------------------------------------------------------------------------- publishing
+
+    async def deliver(self, batch: Sequence[Delivery]) -> None:
+        """Publish ``batch`` and settle every row: published, retried later, or back in the queue."""
+        now = int(self.clock())
+        signers: dict[str, _ProjectSigner] = {}
+        messages = []
+        for i, d in enumerate(batch):
+            signer = signers.get(d.project)
+            if signer is None:
+                signer = signers[d.project] = _ProjectSigner(d.authentication_private, d.app_domain)
+            messages.append(build_message(d, signer, now, i))
+        try:
+            refused = await self._publish(list(batch), messages)
+        except _RelayOutage as exc:
+            await self._release(batch)
+            self._note_outage(exc)
+            return
+        self._outage_delay = 0.0
+        done = [d.id for d in batch if d.id not in refused]
+        self.published += len(done)
+        self.refused += len(refused)
+        await self._settle(done, refused, {d.id: d for d in batch})
+
+    async def _publish(self, batch: list[Delivery], messages: list[dict[str, Any]]) -> dict[str, str]:
+        """Publish; the rows the relay refused, each with the reason. A refused batch is bisected so one bad
+        message does not hold back the others."""
+        try:
+            await self.relay.publish(messages)
+            return {}
+        except RelayRequestError as exc:
+            if exc.code in _TRANSIENT:
+                raise _RelayOutage(str(exc)) from exc
+            if len(batch) == 1:
+                return {batch[0].id: str(exc)[:255]}
+        except RelayClientError as exc:
+            raise _RelayOutage(str(exc)) from exc
+        half = len(batch) // 2
+        return await self._publish(batch[:half], messages[:half]) | await self._publish(batch[half:], messages[half:])
+
+    def _note_outage(self, exc: Exception) -> None:
+        first, cap = self.config.outage_backoff
+        self._outage_delay = min(self._outage_delay * 2, cap) if self._outage_delay else first
+        self._outage_until = max(self._outage_until, time.monotonic() + self._outage_delay)
+        self.outages += 1
+        log.warning("relay unavailable (%s); delivery pauses %.1f s", exc, self._outage_delay)
+
+    async def _release(self, batch: Sequence[Delivery]) -> None:
+        """Give rows back to the queue as they were (an outage is not an attempt)."""
+        sn = subscriber_notifications
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(sn).where(sn.c.id.in_([d.id for d in batch]), sn.c.status == PROCESSING)
+                .values(status=QUEUED, next_attempt_at=self._now_ms(), attempts=sn.c.attempts - 1)
+            )
+
+    async def _settle(self, done: list[str], refused: dict[str, str], by_id: dict[str, Delivery]) -> None:
+        sn = subscriber_notifications
+        now_ms = self._now_ms()
+        first, cap = self.config.backoff
+        give_up_before = now_ms - int(self.config.give_up * 1000)
+        async with self.db.write() as conn:
+            if done:
+                await conn.execute(
+                    update(sn).where(sn.c.id.in_(done), sn.c.status == PROCESSING)
+                    .values(status=PUBLISHED, updated_at=now_ms, last_error=None)
+                )
+            for row_id, reason in refused.items():
+                d = by_id[row_id]
+                if d.created_at <= give_up_before:
+                    values: dict[str, Any] = {"status": FAILED}
+                else:
+                    delay = min(first * 2 ** (d.attempts - 1), cap) * random.uniform(0.5, 1.0)
+                    values = {"status": QUEUED, "next_attempt_at": now_ms + int(delay * 1000)}
+                await conn.execute(
+                    update(sn).where(sn.c.id == row_id, sn.c.status == PROCESSING)
+                    .values(updated_at=now_ms, last_error=reason, **values)
+                )
