@@ -160,9 +160,11 @@ class Stack:
 
 
 @contextlib.asynccontextmanager
-async def running_stack(database_url: str, **notify_options: Any) -> AsyncIterator[Stack]:
+async def running_stack(
+    database_url: str, *, relay_config: RelayConfig | None = None, **notify_options: Any
+) -> AsyncIterator[Stack]:
     """Relay and keys server (started together), then the notify server; all three stop together."""
-    relay = RelayServer(RelayConfig(port=0))
+    relay = RelayServer(relay_config or RelayConfig(port=0))
     keys = KeysServer(KeysConfig(port=0, database_url=database_url))
     started: list[RelayServer | KeysServer | NotifyServer] = []
 
