@@ -204,3 +204,35 @@ async def test_bad_sends_are_refused_and_change_nothing(database_url: str) -> No
                 refused(r, 401, "secret")
             assert await db_snapshot(database_url) == before
             assert await alice.nothing(topic_of(alice.sub_key(dapp)), wait=0.3)
+
+
+async def test_welcome_notification_on_a_first_subscribe(database_url: str) -> None:
+    async with running_stack(database_url) as stack:
+        dapp = await stack.create_dapp()
+        welcome = {"enabled": True, "type": dapp.types["news"], "title": "Welcome", "body": "glad you came",
+                   "url": "https://x.test/start"}
+        r = await post(stack, dapp, f"/v0/{dapp.project_id}/welcome-notification", welcome)
+        assert r.status_code == 204, r.text
+        async with Wallet(stack) as alice, Wallet(stack) as bob:
+            await alice.register(dapp.domain)
+            await alice.subscribe(dapp, ["alerts", "news"])
+            first = (await alice.next_notification(dapp))["msg"]
+            assert (first["title"], first["body"], first["url"], first["type"]) == (
+                "Welcome", "glad you came", "https://x.test/start", dapp.types["news"])
+            # subscribing again is not a first subscribe
+            await alice.subscribe(dapp, ["news"])
+            assert await alice.nothing(topic_of(alice.sub_key(dapp)), wait=0.5)
+            # without the welcome's type in scope: no welcome
+            await bob.register(dapp.domain)
+            await bob.subscribe(dapp, ["alerts"])
+            assert await bob.nothing(topic_of(bob.sub_key(dapp)), wait=0.5)
+            # deleted and subscribed again: a new subscription, welcomed again
+            await alice.delete(dapp)
+            await alice.subscribe(dapp, ["news"])
+            assert (await alice.next_notification(dapp))["msg"]["title"] == "Welcome"
+            # disabled: nobody is welcomed
+            r = await post(stack, dapp, f"/v0/{dapp.project_id}/welcome-notification", {**welcome, "enabled": False})
+            assert r.status_code == 204, r.text
+            await bob.delete(dapp)
+            await bob.subscribe(dapp, ["news"])
+            assert await bob.nothing(topic_of(bob.sub_key(dapp)), wait=0.5)
