@@ -69,6 +69,7 @@ class Project:
     subscribe_public: str | None
     authentication_private: str | None
     authentication_public: str | None
+    listed: bool = False  # in the public app registry (GET /v1/apps) once it has an app domain
 
     @classmethod
     def of(cls, row: Row[Any]) -> Project:
@@ -76,7 +77,7 @@ class Project:
         return cls(
             m["id"], m["project_id"], m["name"], m["description"], orjson.loads(m["icons"]), m["app_domain"],
             m["topic"], m["subscribe_private"], m["subscribe_public"], m["authentication_private"],
-            m["authentication_public"],
+            m["authentication_public"], bool(m["listed"]),
         )
 
     @property

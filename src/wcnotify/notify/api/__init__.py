@@ -1,7 +1,9 @@
 """The notify server's HTTP API (FastAPI): one router per area, assembled by :func:`build_app`.
 
 * :mod:`.projects`: projects, app domain and keys, did.json, notification types, read state;
-* :mod:`.relay`: the relay's webhook (wallet requests).
+* :mod:`.relay`: the relay's webhook (wallet requests);
+* :mod:`.subscribers`: who is subscribed (lookup, paged list, the v0 list);
+* :mod:`.registry`: the public app registry, project settings, welcome notification settings.
 """
 
 import logging
@@ -13,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from wcnotify.notify.api import projects, relay
+from wcnotify.notify.api import projects, registry, relay, subscribers
 from wcnotify.notify.api.common import ApiError, error_response
 from wcnotify.notify.service import NotifyService
 
@@ -79,6 +81,7 @@ def build_app(service: NotifyService) -> FastAPI:
         log.error("database error: %s", exc)
         return error_response(503, "the database is unavailable; retry shortly")
 
-    for module in (projects, relay):
+    # registry first: /v1/apps/{appDomain}
+    for module in (registry, projects, relay, subscribers):
         app.include_router(module.router)
     return app

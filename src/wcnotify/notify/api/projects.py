@@ -198,4 +198,5 @@ def project_json(project: Project) -> dict[str, Any]:
         "projectId": project.project_id, "name": project.name, "description": project.description,
         "icons": project.icons, "appDomain": project.app_domain,
         "subscribeKey": project.subscribe_public, "authenticationKey": project.authentication_public,
+        "listed": project.listed,
     }
