@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wcnotify import spec
 from wcnotify.keys.client import IdentityError, KeysServerUnavailableError
-from wcnotify.notify import store
+from wcnotify.notify import store, webhooks
 from wcnotify.notify.identity import ServerIdentity
 from wcnotify.notify.store import Database, Project, Subscriber
 from wcnotify.protocol import jsonrpc
@@ -384,6 +384,7 @@ class WalletHandlers:
             sym = derive_sym_key(z.private_key, req.sender_public)
             subscriber = await store.insert_subscriber(conn, project, account, sym, scope, expiry=expiry, now_ms=now_ms)
             extra[spec.NOTIFY_SUBSCRIBE_KEY_CLAIM] = z.public_key.hex()
+        await webhooks.record_change(conn, project, existing, subscriber, now_ms=now_ms)  # same transaction
         sbs = await store.subscriptions_view(conn, subscriber.address, str(account), project_id=project.id)
         jwt = NotifySubscriptionResponseClaims(
             iat=req.now, exp=req.response_exp, iss=project.authentication_did,
@@ -415,9 +416,10 @@ class WalletHandlers:
         current = await store.subscriber_by_topic(conn, subscriber.topic)
         if current is None:
             raise RequestError("The subscription no longer exists")
-        await store.renew_subscriber(
+        renewed = await store.renew_subscriber(
             conn, current, scope, expiry=req.now + spec.NOTIFY_SUBSCRIPTION_TTL, now_ms=req.now * 1000
         )
+        await webhooks.record_change(conn, project, current, renewed, now_ms=req.now * 1000)
         sbs = await store.subscriptions_view(conn, current.address, str(account), project_id=project.id)
         jwt = NotifyUpdateResponseClaims(
             iat=req.now, exp=req.response_exp, iss=project.authentication_did,
@@ -437,6 +439,7 @@ class WalletHandlers:
         if current is None:
             raise RequestError("The subscription no longer exists")
         await store.delete_subscriber(conn, current)
+        await webhooks.record_change(conn, project, current, None, now_ms=req.now * 1000)
         sbs = await store.subscriptions_view(conn, current.address, str(account), project_id=project.id)
         jwt = NotifyDeleteResponseClaims(
             iat=req.now, exp=req.response_exp, iss=project.authentication_did,

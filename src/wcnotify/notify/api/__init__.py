@@ -3,7 +3,8 @@
 * :mod:`.projects`: projects, app domain and keys, did.json, notification types, read state;
 * :mod:`.relay`: the relay's webhook (wallet requests);
 * :mod:`.subscribers`: who is subscribed (lookup, paged list, the v0 list);
-* :mod:`.registry`: the public app registry, project settings, welcome notification settings.
+* :mod:`.registry`: the public app registry, project settings, welcome notification settings;
+* :mod:`.webhooks`: webhooks to dapps (subscribed, updated, unsubscribed).
 """
 
 import logging
@@ -15,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from wcnotify.notify.api import projects, registry, relay, subscribers
+from wcnotify.notify.api import projects, registry, relay, subscribers, webhooks
 from wcnotify.notify.api.common import ApiError, error_response
 from wcnotify.notify.service import NotifyService
 
@@ -82,6 +83,6 @@ def build_app(service: NotifyService) -> FastAPI:
         return error_response(503, "the database is unavailable; retry shortly")
 
     # registry first: /v1/apps/{appDomain}
-    for module in (registry, projects, relay, subscribers):
+    for module in (registry, projects, relay, subscribers, webhooks):
         app.include_router(module.router)
     return app
