@@ -132,7 +132,7 @@ async def test_project_settings_validation_and_auth(database_url: str) -> None:
             ({"listed": "yes"}, "listed"), ({"listed": 1}, "listed"), ({"listed": None}, "listed"),
             ({"name": "fine", "listed": "true"}, "listed"),  # one bad field refuses the whole change
             ({"name": "a\x00b"}, "name"), ({"description": "\x00"}, "description"),  # PostgreSQL cannot store it
-            ({"icons": ["https://x.example/\x00"]}, "icons.0"),
+            ({"icons": ["https://x.example/\x00"]}, "icons: Value error, may not contain NUL"),
             ([], "body"),
         ]:
             refused(await patch(stack, dapp, body), 422, field)

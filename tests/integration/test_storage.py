@@ -4,7 +4,6 @@ result matches ``storage.tables`` exactly (so queries and schema cannot drift ap
 from __future__ import annotations
 
 import asyncio
-
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wcnotify import spec
 from wcnotify.keys.client import IdentityError, KeysServerUnavailableError
-from wcnotify.notify import store, webhooks
+from wcnotify.notify import sending, store, webhooks
 from wcnotify.notify.identity import ServerIdentity
 from wcnotify.notify.store import Database, Project, Subscriber
 from wcnotify.protocol import jsonrpc
@@ -113,6 +113,7 @@ class Outcome:
     subscribe: list[str] = field(default_factory=list)
     publish: list[dict[str, Any]] = field(default_factory=list)
     unsubscribe: list[str] = field(default_factory=list)
+    queued: bool = False  # notifications were queued for delivery (a welcome): wake the workers
 
 
 def _publish_params(topic: str, sym_key: bytes, payload: jsonrpc.Message, ttl: int, tag: int) -> dict[str, Any]:
@@ -376,6 +377,7 @@ class WalletHandlers:
         expiry = req.now + spec.NOTIFY_SUBSCRIPTION_TTL
         existing = await store.find_subscriber(conn, project, account)
         extra: dict[str, Any] = {}
+        queued_welcome = False
         if existing is not None:
             subscriber = await store.renew_subscriber(conn, existing, scope, expiry=expiry, now_ms=now_ms)
         else:
@@ -384,6 +386,7 @@ class WalletHandlers:
             sym = derive_sym_key(z.private_key, req.sender_public)
             subscriber = await store.insert_subscriber(conn, project, account, sym, scope, expiry=expiry, now_ms=now_ms)
             extra[spec.NOTIFY_SUBSCRIBE_KEY_CLAIM] = z.public_key.hex()
+            queued_welcome = await sending.queue_welcome(conn, project, subscriber, now_ms)
         await webhooks.record_change(conn, project, existing, subscriber, now_ms=now_ms)  # same transaction
         sbs = await store.subscriptions_view(conn, subscriber.address, str(account), project_id=project.id)
         jwt = NotifySubscriptionResponseClaims(
@@ -391,7 +394,7 @@ class WalletHandlers:
             aud=claims.iss, sub=claims.sub, app=claims.app, sbs=sbs, extra=extra,
         ).sign(project.authentication_key)
         changed = await self._changed(conn, req, project, subscriber.address, claims)
-        return Outcome(subscribe=[subscriber.topic], publish=[req.result(jwt), *changed])
+        return Outcome(subscribe=[subscriber.topic], publish=[req.result(jwt), *changed], queued=queued_welcome)
 
     # ---------------------------------------------------------------------------- update, delete
 

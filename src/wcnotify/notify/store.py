@@ -463,16 +463,16 @@ async def history(
 ) -> tuple[list[dict[str, Any]], bool, bool] | None:
     """One page of the inbox, newest first (unread first when asked): ``(nfs, mre, mur)``.
 
-    Keyset pagination on ``(is_read, created_at DESC, id DESC)``: ``after`` is the last id of the previous
-    page; equal timestamps are ordered by id so no item is skipped or repeated. None when ``after`` is not
-    one of this subscriber's notifications.
+    Withdrawn notifications are left out. Keyset pagination on ``(is_read, created_at DESC, id DESC)``:
+    ``after`` is the last id of the previous page; equal timestamps are ordered by id so no item is skipped
+    or repeated. None when ``after`` is not one of this subscriber's notifications.
     """
     sn = subscriber_notifications
     base = (
         select(sn.c.id, sn.c.is_read, sn.c.created_at, notifications.c.type, notifications.c.title,
                notifications.c.body, notifications.c.icon, notifications.c.url)
         .join(notifications, notifications.c.id == sn.c.notification)
-        .where(sn.c.subscriber == subscriber.id)
+        .where(sn.c.subscriber == subscriber.id, sn.c.status != "withdrawn")
     )
     if after is not None:
         anchor = (
@@ -506,7 +506,7 @@ async def history(
                 (
                     await conn.execute(
                         select(func.count()).where(
-                            sn.c.subscriber == subscriber.id, sn.c.is_read.is_(False),
+                            sn.c.subscriber == subscriber.id, sn.c.is_read.is_(False), sn.c.status != "withdrawn",
                             or_(sn.c.created_at < last.created_at,
                                 and_(sn.c.created_at == last.created_at, sn.c.id < last.id)),
                         )

@@ -9,11 +9,11 @@ runtime. The service reaches routes through ``request.app.state.service`` (:func
 """
 
 import hmac
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from wcnotify.notify import store
 from wcnotify.notify.service import NotifyService
@@ -35,10 +35,36 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
+def no_nul(value: str) -> str:
+    """PostgreSQL text cannot hold U+0000: refuse it as a 422 here, not later as a database error."""
+    if "\x00" in value:
+        raise ValueError("may not contain NUL characters (\\u0000)")
+    return value
+
+
+def _strings_without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        no_nul(value)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _strings_without_nul(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _strings_without_nul(key)
+            _strings_without_nul(item)
+    return value
+
+
 class Body(BaseModel):
-    """Request bodies: unknown fields are ignored (clients newer than us may send more)."""
+    """Request bodies: unknown fields are ignored (clients newer than us may send more); no string field,
+    at any depth, may hold a NUL character."""
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul_anywhere(cls, value: Any) -> Any:
+        return _strings_without_nul(value)
 
 
 def get_service(request: Request) -> NotifyService:

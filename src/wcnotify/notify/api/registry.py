@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
-from pydantic import AfterValidator, Field, StrictBool
+from pydantic import Field, StrictBool
 
 from wcnotify import spec
 from wcnotify.notify import directory, store
@@ -33,22 +33,14 @@ from wcnotify.protocol.did import DidError, normalize_domain
 router = APIRouter()
 
 
-def _no_nul(value: str) -> str:
-    # PostgreSQL text cannot hold U+0000: refused here as a 422, not later as a database error
-    if "\x00" in value:
-        raise ValueError("may not contain NUL characters (\\u0000)")
-    return value
-
-
-Text = Annotated[str, AfterValidator(_no_nul)]
-Icon = Annotated[Text, Field(min_length=1, max_length=255)]
+Icon = Annotated[str, Field(min_length=1, max_length=255)]
 
 
 class ProjectPatch(Body):
     """Only the fields sent change; null is refused rather than guessed to mean "clear"."""
 
-    name: Text | None = Field(default=None, min_length=1, max_length=255)
-    description: Text | None = Field(default=None, max_length=1000)
+    name: str | None = Field(default=None, min_length=1, max_length=255)
+    description: str | None = Field(default=None, max_length=1000)
     icons: list[Icon] | None = Field(default=None, max_length=10)
     listed: StrictBool | None = None
 
@@ -56,9 +48,9 @@ class ProjectPatch(Body):
 class WelcomeIn(Body):
     enabled: StrictBool
     type: uuid.UUID
-    title: Text = Field(min_length=1, max_length=spec.NOTIFY_TITLE_MAX)
-    body: Text = Field(min_length=1, max_length=spec.NOTIFY_BODY_MAX)
-    url: Text | None = Field(default=None, min_length=1, max_length=spec.NOTIFY_ICON_URL_MAX)
+    title: str = Field(min_length=1, max_length=spec.NOTIFY_TITLE_MAX)
+    body: str = Field(min_length=1, max_length=spec.NOTIFY_BODY_MAX)
+    url: str | None = Field(default=None, min_length=1, max_length=spec.NOTIFY_ICON_URL_MAX)
 
 
 # ------------------------------------------------------------------------------------- registry

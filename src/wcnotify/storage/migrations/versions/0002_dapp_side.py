@@ -35,7 +35,9 @@ def upgrade() -> None:
         sa.Column("last_error", sa.String(length=255), nullable=True),
         sa.Column("delivered", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("failed", sa.BigInteger(), server_default="0", nullable=False),
-        sa.ForeignKeyConstraint(["project"], ["projects.id"], name=op.f("fk_dapp_webhooks_project"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["project"], ["projects.id"], name=op.f("fk_dapp_webhooks_project"), ondelete="CASCADE"
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_dapp_webhooks")),
     )
     with op.batch_alter_table("dapp_webhooks", schema=None) as batch_op:
