@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-JS_DIRS := tests/interop/js/current tests/interop/js/notify
+JS_DIRS := tests/interop/js/current tests/interop/js/notify tests/interop/js/notify0146
 JS_STAMPS := $(addsuffix /node_modules/.ci-stamp,$(JS_DIRS))
 
 .PHONY: run test lint typecheck unit setup clean

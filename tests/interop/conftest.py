@@ -2,7 +2,8 @@
 
 ``tests/interop/js/current`` pins @walletconnect/utils 2.25.0, relay-auth 1.1.0 and core 2.25.0;
 ``tests/interop/js/notify`` pins @walletconnect/notify-client 1.4.1 (core/utils 2.12.2, identity-keys 2.1.0,
-did-jwt 2.0.1). Both are installed with ``npm ci`` from their committed lockfiles the first time a test
+did-jwt 2.0.1); ``tests/interop/js/notify0146`` pins notify-client 0.14.6 (core/utils 2.25.0, identity-keys
+0.2.3). Each is installed with ``npm ci`` from its committed lockfile the first time a test
 needs them, and again whenever a lockfile is newer than the installed tree. ``js/peer.mjs`` runs one batch
 of operations per process (see the top of that file for the request format).
 
@@ -28,7 +29,7 @@ import pytest
 
 JS_DIR = Path(__file__).parent / "js"
 PEER = JS_DIR / "peer.mjs"
-PACKAGE_DIRS = (JS_DIR / "current", JS_DIR / "notify")
+PACKAGE_DIRS = (JS_DIR / "current", JS_DIR / "notify", JS_DIR / "notify0146")
 MIN_NODE_MAJOR = 18
 NPM_CI_TIMEOUT = 600
 PEER_TIMEOUT = 120
@@ -98,7 +99,7 @@ def _npm_ci(npm: str, package_dir: Path) -> None:
 
 @pytest.fixture(scope="session")
 def js_packages() -> Path:
-    """Make sure Node is usable and both pinned package folders are installed; returns the peer script."""
+    """Make sure Node is usable and every pinned package folder is installed; returns the peer script."""
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         _unavailable("`node` and `npm` must be on PATH (Node 20 is what the interop suite is run with)")
