@@ -422,18 +422,6 @@ async def assert_answered(sc: Scene, sym_key: str, received: list[dict[str, Any]
         assert claims.get("mjv") == mjv
 
 
-async def next_second() -> None:
-    """Wait for the next wall-clock second (the in-process notify server's clock).
-
-    WORKAROUND for a server defect (test_server_requests_to_one_wallet_have_distinct_json_rpc_ids): the
-    notify server numbers the requests it sends (``wc_notifyMessage``, ``wc_notifySubscriptionsChanged``)
-    ``payload_id(whole seconds * 1000, index in the batch)``, so two of them to one wallet in the same
-    second share a JSON-RPC id, which the clients' request history is keyed by. The end-to-end test sends
-    each batch in a second of its own so that it checks everything else.
-    """
-    await asyncio.sleep(1.02 - time.time() % 1)
-
-
 def item(notification_id: str, notification: dict[str, str], *accounts: str) -> dict[str, Any]:
     """One element of a ``POST /v1/{projectId}/notify`` body."""
     return {"notification_id": notification_id, "notification": notification, "accounts": list(accounts)}
@@ -474,9 +462,7 @@ async def test_notify_client_end_to_end(
         assert enabled(sub) == sorted(subscriber.scope) == sorted(sc.dapp.types.values())
         sym_key = subscriber.sym_key
 
-        # ---- notify: two notifications in one request (so one instant), then a third, later; each request
-        # in a second of its own (next_second: the server's JSON-RPC ids are unique only within a second)
-        await next_second()
+        # ---- notify: two notifications in one request (so one instant), then a third, later
         alert_content = {"type": alerts, "title": "Price alert", "body": "ETH crossed 4000",
                          "icon": f"http://{sc.domain}/icon.png", "url": f"http://{sc.domain}/alerts/1"}
         news_content = {"type": news, "title": "Weekly news", "body": "What happened this week"}
@@ -486,7 +472,6 @@ async def test_notify_client_end_to_end(
         for nid in ("n-alert", "n-news"):
             status = await sc.stack.delivered(sc.dapp, nid, 1)
             assert (status["published"], status["total"]) == (1, 1), status
-        await next_second()
         answer = await sc.send_v1([item("n-promo", promo_content, account)])
         assert answer == {"sent": [account], "failed": [], "not_found": []}
         status = await sc.stack.delivered(sc.dapp, "n-promo", 1)
@@ -567,7 +552,6 @@ async def test_notify_client_end_to_end(
         assert after_update.sym_key == sym_key  # same subscription, same key
         if not legacy:
             assert updated["unreadNotificationCount"] == 0  # the update answer's sbs, after mark-all-read
-        await next_second()
         answer = await sc.send_v1([
             item("n-news-2", {**news_content, "title": "More news"}, account),
             item("n-alert-2", {**alert_content, "title": "Alert 2"}, account),
@@ -598,35 +582,26 @@ async def test_notify_client_end_to_end(
         assert changed == (3 if legacy else 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server defect: the notify server's request ids are payload_id(whole seconds * 1000, index in "
-    "batch), so requests to one wallet within a second share a JSON-RPC id (delivery.build_message, "
-    "handlers' wc_notifySubscriptionsChanged)",
-)
 async def test_server_requests_to_one_wallet_have_distinct_json_rpc_ids(
     start_wallet: WalletFactory, tmp_path: Path
 ) -> None:
     """Every request the notify server sends one wallet needs an id of its own: the clients keep their
     JSON-RPC history by id alone. 0.14.6 is told of its own subscribe (no mjv means "0"); a notification in
-    the same second then gets the id of that ``wc_notifySubscriptionsChanged``, which 0.14.6 never answers,
-    so it finds that request in its history and answers the notification with its tag (4013, ttl 300)
-    instead of ``notify_message_response``'s 4003."""
+    the same second used to get the id of that ``wc_notifySubscriptionsChanged`` (ids were built from whole
+    seconds), which 0.14.6 never answers, so it answered the notification with that request's tag (4013,
+    ttl 300) instead of ``notify_message_response``'s 4003. Ids now come from one increasing generator.
+    Everything here happens within a second or so, which is when the old ids collided."""
     async with scene(tmp_path) as sc:
         wallet = await start_wallet()
         await sc.init(wallet, "notify0146")
         private_key, _ = new_eth_key()
         account = (await wallet.call("register", privateKey=private_key, domain=sc.domain, allApps=True))["account"]
-        await next_second()  # subscribe and two sends fit in one second
-        started = time.time()
         sub = await wallet.call("subscribe", account=account, appDomain=sc.domain)
         content = {"type": sc.dapp.types["alerts"], "title": "t", "body": "b"}
         for nid in ("n-1", "n-2"):  # two requests, so two batches
             await sc.send_v1([item(nid, content, account)])
             await sc.stack.delivered(sc.dapp, nid, 1)
         received = await wallet.call("messages", atLeast=2)
-        if int(time.time()) != int(started):
-            pytest.skip("the steps crossed a second boundary, so there is no collision to show")
         requests = (await wallet.call("state"))["requests"]
         ids = [r["id"] for r in requests if r["method"] in ("wc_notifySubscriptionsChanged", "wc_notifyMessage")]
         assert len(ids) == 3

@@ -18,6 +18,7 @@ from wcnotify.protocol.jsonrpc import (
     encode,
     parse_message,
     parse_object,
+    PayloadIds,
     payload_id,
     relay_id,
 )
@@ -58,6 +59,17 @@ def _code(data: bytes | str) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- ids
+
+
+def test_payload_ids_never_repeat_and_follow_the_clock():
+    ids = PayloadIds(offset=7)
+    burst = [ids.next(NOW_MS) for _ in range(2500)]  # more than 1000 in one millisecond
+    assert burst[0] == payload_id(NOW_MS, 7) and burst == sorted(set(burst))
+    assert ids.next(NOW_MS - 5) == burst[-1] + 1  # a clock that steps back does not repeat an id
+    later = NOW_MS + 60_000
+    assert ids.next(later) == payload_id(later, 7)
+    with pytest.raises(ValueError):
+        PayloadIds(offset=1000)
 
 
 def test_payload_id_is_ms_times_1000_plus_three_digits():

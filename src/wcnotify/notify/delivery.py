@@ -32,6 +32,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from wcnotify import spec
+from wcnotify.notify.payload_ids import next_payload_id
 from wcnotify.notify.relay_link import RelayLink
 from wcnotify.notify.sending import FAILED, PROCESSING, PUBLISHED, QUEUED
 from wcnotify.notify.store import Database
@@ -80,7 +81,7 @@ class Delivery:
     authentication_private: str
 
 
-class _ProjectSigner:
+class ProjectSigner:
     """A project's key and the claims that do not change per message (decoded once per batch)."""
 
     def __init__(self, authentication_private: str, app_domain: str) -> None:
@@ -89,7 +90,7 @@ class _ProjectSigner:
         self.app = did_web(app_domain)
 
 
-def build_message(delivery: Delivery, signer: _ProjectSigner, now: int, entropy: int) -> dict[str, Any]:
+def build_message(delivery: Delivery, signer: ProjectSigner, now: int, rpc_id: int) -> dict[str, Any]:
     """The relay publish params of one ``wc_notifyMessage`` (protocol.md §3c, reference-server.md §4)."""
     msg = {
         "id": delivery.id, "sent_at": delivery.created_at, "type": delivery.type, "title": delivery.title,
@@ -100,7 +101,7 @@ def build_message(delivery: Delivery, signer: _ProjectSigner, now: int, entropy:
         iat=now, exp=now + rpc.request_ttl, iss=signer.iss, sub=Account.parse(delivery.account).did_pkh,
         app=signer.app, msg=msg,
     ).sign(signer.key)
-    payload = jsonrpc.Request(jsonrpc.payload_id(now * 1000, entropy % 1000), rpc.method, {rpc.params_key: jwt})
+    payload = jsonrpc.Request(rpc_id, rpc.method, {rpc.params_key: jwt})
     message = encode_type0(key_from_hex(delivery.sym_key), jsonrpc.encode(payload))
     return {"topic": delivery.topic, "message": message, "ttl": rpc.request_ttl, "tag": rpc.request_tag,
             "prompt": rpc.prompt}
@@ -126,7 +127,11 @@ class Deliverer:
         self._outage_delay = 0.0
         self.published = 0  # counters for /metrics and tests
         self.refused = 0
+        self.failed = 0  # rows given up by this process (refused past the give-up age, or swept)
         self.outages = 0
+        # called once per batch the relay acknowledged: (rows, seconds from the claim to the ack); /metrics
+        # turns it into the publish latency histogram (notify/metrics.py)
+        self.on_published: Callable[[int, float], None] | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -233,6 +238,7 @@ class Deliverer:
                 update(sn).where(sn.c.status == QUEUED, sn.c.created_at <= now_ms - int(self.config.give_up * 1000))
                 .values(status=FAILED, updated_at=now_ms, last_error="not published within the give-up time")
             )
+        self.failed += int(too_old.rowcount or 0)
         return int(expired.rowcount or 0), int(too_old.rowcount or 0)
 
     async def queue_depth(self) -> dict[str, int]:
@@ -249,14 +255,15 @@ class Deliverer:
 
     async def deliver(self, batch: Sequence[Delivery]) -> None:
         """Publish ``batch`` and settle every row: published, retried later, or back in the queue."""
+        started = time.monotonic()  # the rows were claimed just now (_worker calls us right after claim)
         now = int(self.clock())
-        signers: dict[str, _ProjectSigner] = {}
+        signers: dict[str, ProjectSigner] = {}
         messages = []
-        for i, d in enumerate(batch):
+        for d in batch:
             signer = signers.get(d.project)
             if signer is None:
-                signer = signers[d.project] = _ProjectSigner(d.authentication_private, d.app_domain)
-            messages.append(build_message(d, signer, now, i))
+                signer = signers[d.project] = ProjectSigner(d.authentication_private, d.app_domain)
+            messages.append(build_message(d, signer, now, next_payload_id()))
         try:
             refused = await self._publish(list(batch), messages)
         except _RelayOutage as exc:
@@ -264,6 +271,8 @@ class Deliverer:
             self._note_outage(exc)
             return
         self._outage_delay = 0.0
+        if self.on_published is not None:
+            self.on_published(len(batch), time.monotonic() - started)
         done = [d.id for d in batch if d.id not in refused]
         self.published += len(done)
         self.refused += len(refused)
@@ -316,6 +325,7 @@ class Deliverer:
                 d = by_id[row_id]
                 if d.created_at <= give_up_before:
                     values: dict[str, Any] = {"status": FAILED}
+                    self.failed += 1
                 else:
                     delay = min(first * 2 ** (d.attempts - 1), cap) * random.uniform(0.5, 1.0)
                     values = {"status": QUEUED, "next_attempt_at": now_ms + int(delay * 1000)}

@@ -36,6 +36,7 @@ from wcnotify import spec
 from wcnotify.keys.client import IdentityError, KeysServerUnavailableError
 from wcnotify.notify import sending, store, webhooks
 from wcnotify.notify.identity import ServerIdentity
+from wcnotify.notify.payload_ids import next_payload_id
 from wcnotify.notify.store import Database, Project, Subscriber
 from wcnotify.protocol import jsonrpc
 from wcnotify.protocol.crypto import (
@@ -351,7 +352,7 @@ class WalletHandlers:
                 aud=w.did_key, sub=Account.parse(w.account).did_pkh, sbs=sbs,
             ).sign(self.identity.authentication)
             rpc = spec.NOTIFY_SUBSCRIPTIONS_CHANGED
-            payload = jsonrpc.Request(jsonrpc.payload_id(req.now * 1000, len(out) % 1000), rpc.method,
+            payload = jsonrpc.Request(next_payload_id(), rpc.method,
                                       {rpc.params_key: jwt})
             key = bytes.fromhex(w.sym_key)
             out.append(_publish_params(topic_of(key), key, payload, rpc.request_ttl, rpc.request_tag))

@@ -118,6 +118,27 @@ def payload_id(now_ms: int, entropy: int) -> int:
     return _timestamp_id(now_ms, entropy, PAYLOAD_ID_ENTROPY_DIGITS)
 
 
+class PayloadIds:
+    """:func:`payload_id` values that never repeat from one source, and still grow with the clock.
+
+    JS clients keep their request history keyed by id alone, across topics: two messages to one wallet with
+    the same id (a notification and a subscriptions-changed in the same second) make the second one look
+    like a replay, answered with the wrong tag or not at all. Ids here are ``max(previous + 1, now_ms *
+    1000 + offset)``: unique within the process whatever the burst, and ``offset`` (random per process)
+    makes a clash between two replicas in the same millisecond unlikely.
+    """
+
+    def __init__(self, offset: int = 0) -> None:
+        if not 0 <= offset < 10**PAYLOAD_ID_ENTROPY_DIGITS:
+            raise ValueError("offset must fit in the entropy digits")
+        self._offset = offset
+        self._last = 0
+
+    def next(self, now_ms: int) -> int:
+        self._last = max(self._last + 1, payload_id(now_ms, self._offset))
+        return self._last
+
+
 def big_int_rpc_id(now_ms: int, entropy: int) -> int:
     """JS ``getBigIntRpcId()``: ``now_ms * 10**6 + entropy`` with ``0 <= entropy < 10**6``.
 
