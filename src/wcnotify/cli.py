@@ -171,6 +171,35 @@ def server(
         "written to) --seed-file.",
     ),
     seed_file: str = typer.Option("wcnotify-notify.seed", "--seed-file", help="Where the seed is kept without --seed."),
+    delivery_workers: int = typer.Option(
+        spec.NOTIFY_DELIVERY_WORKERS, min=0, help="Concurrent delivery loops (claim, sign, publish) in this process."
+    ),
+    delivery_lease: float = typer.Option(
+        spec.NOTIFY_DELIVERY_LEASE, min=1,
+        help="Seconds a claimed delivery may stay in flight before another worker or replica takes it over "
+        "(how soon deliveries interrupted by a crash resume).",
+    ),
+    redis_url: str | None = typer.Option(
+        None, "--redis-url", envvar="WCNOTIFY_NOTIFY_REDIS_URL",
+        help="Redis (redis://host:6379/0) shared by every replica for the rate limits. Default: limits kept "
+        "in this process (right for one process; replicas would each allow the full rate).",
+    ),
+    redis_prefix: str = typer.Option(
+        "wcnotify:notify:", "--redis-prefix", envvar="WCNOTIFY_NOTIFY_REDIS_PREFIX",
+        help="Every Redis key of this deployment starts so (several deployments can share one Redis).",
+    ),
+    send_rate: str = typer.Option(
+        "2/s:20", "--send-rate", envvar="WCNOTIFY_SEND_RATE",
+        help="/notify and broadcast requests per project: COUNT/UNIT:BURST (UNIT s, m, h or d), or off.",
+    ),
+    subscriber_rate: str = typer.Option(
+        "2/h:50", "--subscriber-rate", envvar="WCNOTIFY_SUBSCRIBER_RATE",
+        help="Notifications per subscriber (beyond it an account is failed: 'Rate limit exceeded'), or off.",
+    ),
+    metrics_public: bool = typer.Option(
+        False, "--metrics-public", envvar="WCNOTIFY_METRICS_PUBLIC",
+        help="Serve GET /metrics without the admin token (when this port is private).",
+    ),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Run the notify server: the dapp API, did:web documents, and wallet requests over the relay.
@@ -180,7 +209,15 @@ def server(
     import secrets
     from pathlib import Path
 
+    from wcnotify.notify.delivery import DeliveryConfig
+    from wcnotify.notify.ratelimit import parse_rate
     from wcnotify.notify.server import NotifyConfig, NotifyServer
+
+    try:
+        rates = parse_rate(send_rate), parse_rate(subscriber_rate)
+    except ValueError as exc:
+        console.print(f"[red]bad rate:[/] {exc}")
+        raise typer.Exit(2) from exc
 
     if seed is None:
         path = Path(seed_file)
@@ -194,6 +231,9 @@ def server(
     config = NotifyConfig(
         relay_url=relay_url, keys_urls=tuple(keys_url), host=host, port=port, database_url=database_url,
         public_url=public_url, admin_token=admin_token or secrets.token_urlsafe(24), seed=seed,
+        delivery=DeliveryConfig(workers=delivery_workers, lease=delivery_lease),
+        redis_url=redis_url, redis_prefix=redis_prefix, send_rate=rates[0], subscriber_rate=rates[1],
+        metrics_public=metrics_public,
     )
     try:
         notify = NotifyServer(config)

@@ -13,7 +13,7 @@ several notifications (``POST /v1/{projectId}/notify``) writes all of them or no
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,12 +23,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import Insert
 
+from wcnotify.notify import directory
 from wcnotify.notify.store import Project, Subscriber, address_of, new_id
 from wcnotify.protocol.did import Account
 from wcnotify.storage.tables import (
     notification_types,
     notifications,
-    projects,
     subscriber_notifications,
     subscriber_scopes,
     subscribers,
@@ -36,6 +36,7 @@ from wcnotify.storage.tables import (
 
 INSERT_BATCH = 1000  # rows per INSERT statement (SQLite allows 32766 bound parameters; 7 per row)
 NOT_SUBSCRIBED_TO_TYPE = "Client is not subscribed to this notification type"  # the reference's words
+RATE_LIMITED = "Rate limit exceeded"  # the reference's words for a subscriber whose bucket is empty
 
 QUEUED = "queued"
 PROCESSING = "processing"
@@ -152,12 +153,18 @@ async def queue_deliveries(
 async def send_to_accounts(
     conn: AsyncConnection, project: Project, notification: NotificationIn, *, notification_id: str | None,
     accounts: Sequence[tuple[str, Account]], now_ms: int,
+    allow: Callable[[list[str]], Awaitable[set[str]]] | None = None,
 ) -> SendResult:
     """``/notify``: queue the notification for the subscribed ``(as_sent, parsed)`` accounts.
 
     Matching is chain-agnostic (``eip155:2:0xA…`` reaches the subscriber stored as ``eip155:1:0xa…``).
     An account subscribed without the notification's type is ``failed`` with the reference's reason; one
     not subscribed at all is ``not_found``. Raises :class:`UnknownTypeError` before writing anything.
+
+    ``allow`` is the per-subscriber rate limit (:meth:`~wcnotify.notify.ratelimit.RateLimits.deliveries`):
+    given the matched subscriber ids, it returns those that may get one more notification. The others are
+    ``failed`` with "Rate limit exceeded" and not queued, as in the reference (after the scope check, so an
+    out-of-scope account spends no token). As there, a resend of a ``notification_id`` spends tokens too.
     """
     if notification.type not in await project_type_ids(conn, project):
         raise UnknownTypeError(notification.type)
@@ -179,7 +186,7 @@ async def send_to_accounts(
         )
         found |= {r.address: (r.id, bool(r.has_type)) for r in rows}
     result = SendResult()
-    recipients = []
+    matched: list[tuple[str, list[str]]] = []  # (subscriber id, the accounts that named it)
     for address, sent_as in by_address.items():
         match = found.get(address)
         if match is None:
@@ -187,8 +194,15 @@ async def send_to_accounts(
         elif not match[1]:
             result.failed += [{"account": a, "reason": NOT_SUBSCRIBED_TO_TYPE} for a in sent_as]
         else:
+            matched.append((match[0], sent_as))
+    allowed = await allow([s for s, _ in matched]) if allow is not None and matched else None
+    recipients = []
+    for subscriber_id, sent_as in matched:
+        if allowed is not None and subscriber_id not in allowed:
+            result.failed += [{"account": a, "reason": RATE_LIMITED} for a in sent_as]
+        else:
             result.sent += sent_as
-            recipients.append(match[0])
+            recipients.append(subscriber_id)
     notification_row, created_at = await upsert_notification(conn, project, notification, notification_id, now_ms)
     result.queued = await queue_deliveries(conn, notification_row, created_at, recipients)
     return result
@@ -226,16 +240,11 @@ async def broadcast(
 # ------------------------------------------------------------------------------------------ welcome
 
 
-async def welcome_settings(conn: AsyncConnection, project: Project) -> dict[str, Any] | None:
-    raw = (await conn.execute(select(projects.c.welcome).where(projects.c.id == project.id))).scalar_one_or_none()
-    return orjson.loads(raw) if raw else None
-
-
 async def queue_welcome(conn: AsyncConnection, project: Project, subscriber: Subscriber, now_ms: int) -> bool:
     """On a first subscribe: queue the project's welcome notification when it is enabled and its type is in
     the new subscription's scope. Its ``notification_id`` is derived from its content, so every subscriber
     of one version of the welcome shares one notification (and one status), and an edit starts another."""
-    welcome = await welcome_settings(conn, project)
+    welcome = await directory.get_welcome(conn, project)
     if not welcome or not welcome.get("enabled") or welcome.get("type") not in subscriber.scope:
         return False
     content = NotificationIn(welcome["type"], welcome["title"], welcome["body"], None, welcome.get("url") or None)

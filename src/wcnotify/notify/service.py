@@ -26,6 +26,8 @@ from wcnotify.notify import store
 from wcnotify.notify.delivery import Deliverer, DeliveryConfig
 from wcnotify.notify.handlers import Outcome, RelayEvent, ServerFault, WalletHandlers
 from wcnotify.notify.identity import ServerIdentity
+from wcnotify.notify.metrics import NotifyMetrics
+from wcnotify.notify.ratelimit import REDIS_PREFIX, SEND_RATE, SUBSCRIBER_RATE, Rate, RateLimits
 from wcnotify.notify.relay_link import RelayLink
 from wcnotify.notify.store import Database
 from wcnotify.notify.webhooks import WebhookDispatcher
@@ -49,6 +51,13 @@ class NotifyConfig:
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     webhook_timeout: float = spec.WEBHOOK_HTTP_TIMEOUT  # seconds per POST to a dapp webhook
     webhook_retry_base: float = spec.WEBHOOK_RETRY_BASE  # seconds before a webhook's first retry (doubled)
+    # rate limits (notify/ratelimit.py): in this process, or in Redis when replicas share redis_url; None
+    # switches a bucket off
+    redis_url: str | None = None
+    redis_prefix: str = REDIS_PREFIX  # every rate-limit key of this deployment starts so
+    send_rate: Rate | None = SEND_RATE  # /notify requests per project: (tokens per second, burst)
+    subscriber_rate: Rate | None = SUBSCRIBER_RATE  # notifications per subscriber: (tokens per second, burst)
+    metrics_public: bool = False  # GET /metrics without the admin token (for a private port)
 
 
 class NotifyService:
@@ -64,6 +73,9 @@ class NotifyService:
         self.relay_ready = asyncio.Event()
         self.webhooks = WebhookDispatcher(clock=clock, timeout=config.webhook_timeout,
                                           retry_base=config.webhook_retry_base)
+        self.limits = RateLimits.open(config.redis_url, config.redis_prefix, send=config.send_rate,
+                                      subscriber=config.subscriber_rate)
+        self.metrics = NotifyMetrics(self.limits)
         self._db: Database | None = None
         self._handlers: WalletHandlers | None = None
         self._deliverer: Deliverer | None = None
@@ -87,6 +99,7 @@ class NotifyService:
         self._db = Database(await open_database(self.config.database_url))
         self._handlers = WalletHandlers(self.db, self.resolver, self.identity, clock=self.clock)
         self._deliverer = Deliverer(self.db, self.relay, config=self.config.delivery, clock=self.clock)
+        self.metrics.attach(self._deliverer)
         self._tasks = [
             asyncio.create_task(self.deliverer.run(), name="delivery"),
             asyncio.create_task(self._relay_setup_loop(), name="relay-setup"),
@@ -104,6 +117,7 @@ class NotifyService:
                     await task
             await self.relay.aclose()
             await self.resolver.aclose()
+            await self.limits.aclose()
             await self.db.close()
 
     # ----------------------------------------------------------------------------- wallet messages

@@ -2,9 +2,11 @@
 
 * :mod:`.projects`: projects, app domain and keys, did.json, notification types, read state;
 * :mod:`.relay`: the relay's webhook (wallet requests);
+* :mod:`.sending`: /notify, broadcast, a notification's status, withdrawal;
 * :mod:`.subscribers`: who is subscribed (lookup, paged list, the v0 list);
 * :mod:`.registry`: the public app registry, project settings, welcome notification settings;
-* :mod:`.webhooks`: webhooks to dapps (subscribed, updated, unsubscribed).
+* :mod:`.webhooks`: webhooks to dapps (subscribed, updated, unsubscribed);
+* :mod:`.metrics`: Prometheus ``/metrics`` (the OpenAPI description is FastAPI's ``/openapi.json`` and ``/docs``).
 """
 
 import logging
@@ -16,8 +18,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from wcnotify.notify.api import projects, registry, relay, subscribers, webhooks
+from wcnotify.notify.api import metrics, projects, registry, relay, sending, subscribers, webhooks
 from wcnotify.notify.api.common import ApiError, error_response
+from wcnotify.notify.metrics import HttpMetrics
 from wcnotify.notify.service import NotifyService
 
 __all__ = ["ApiError", "BodyLimit", "build_app"]
@@ -62,6 +65,7 @@ def build_app(service: NotifyService) -> FastAPI:
         lifespan=service.lifespan,
     )
     app.state.service = service
+    app.add_middleware(HttpMetrics, metrics=service.metrics)  # requests by route template, for /metrics
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> Response:
@@ -70,7 +74,10 @@ def build_app(service: NotifyService) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-        loc = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body",)) or "body"
+        parts = list(first.get("loc", ()))
+        if parts and parts[0] in ("body", "query", "path", "header"):  # where it was, not which field
+            parts = parts[1:] or parts
+        loc = ".".join(str(p) for p in parts) or "body"
         return error_response(422, f"{loc}: {first.get('msg', 'invalid')}")
 
     @app.exception_handler(StarletteHTTPException)
@@ -83,6 +90,6 @@ def build_app(service: NotifyService) -> FastAPI:
         return error_response(503, "the database is unavailable; retry shortly")
 
     # registry first: /v1/apps/{appDomain}
-    for module in (registry, projects, relay, subscribers, webhooks):
+    for module in (registry, projects, relay, sending, subscribers, webhooks, metrics):
         app.include_router(module.router)
     return app

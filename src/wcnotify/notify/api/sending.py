@@ -4,6 +4,10 @@ notification's delivery status, and withdrawing what is not yet delivered.
 A request only validates and enqueues (reference-server.md §4): it answers once the rows are committed, and
 the delivery workers publish them. Everything is validated before anything is written: a request with one
 bad account or one unknown type changes nothing.
+
+Rate limits (:mod:`wcnotify.notify.ratelimit`): each send or broadcast request first takes a token of the
+project's send bucket (429 with ``Retry-After`` when empty, and nothing is queued); each account matched by
+``/notify`` takes a token of its subscriber's bucket (``failed``: "Rate limit exceeded" when empty).
 """
 
 from typing import Annotated, Any
@@ -14,6 +18,7 @@ from pydantic import Field
 from wcnotify import spec
 from wcnotify.notify import sending
 from wcnotify.notify.api.common import ApiError, AuthedProject, Body, Service
+from wcnotify.notify.ratelimit import retry_after
 from wcnotify.notify.sending import NotificationIn, SendResult, UnknownTypeError, WithdrawnError
 from wcnotify.protocol.did import Account, DidError
 
@@ -65,7 +70,22 @@ def _withdrawn(notification_id: str) -> ApiError:
     return ApiError(409, f"notification_id {notification_id[:64]!r} was withdrawn; send it under a new id")
 
 
+async def _take_send_token(service: Service, project: AuthedProject) -> None:
+    """The project's send bucket: 429 with ``Retry-After`` (whole seconds) when it is empty."""
+    wait = await service.limits.send(project.id)
+    if wait:
+        seconds = retry_after(wait)
+        rate = service.limits.send_rate
+        assert rate is not None  # a bucket that is off never asks to wait
+        raise ApiError(
+            429, f"Rate limit exceeded: this project may send {rate.per_second:g} requests per second (bursts of "
+            f"{rate.burst:g}). Try again in {seconds} s (at {int(service.clock()) + seconds}).",
+            headers={"Retry-After": str(seconds)},
+        )
+
+
 async def _send(service: Service, project: AuthedProject, items: list[NotifyIn], prefixed: bool) -> dict[str, Any]:
+    await _take_send_token(service, project)  # first, as the reference: a flood is refused before any work
     total = sum(len(item.accounts) for item in items)
     if total > spec.NOTIFY_SEND_MAX_ACCOUNTS:
         raise ApiError(422, f"Too many notifications: {total} > {spec.NOTIFY_SEND_MAX_ACCOUNTS}")
@@ -78,7 +98,7 @@ async def _send(service: Service, project: AuthedProject, items: list[NotifyIn],
                 result.merge(
                     await sending.send_to_accounts(
                         conn, project, item.notification.content(), notification_id=item.notification_id,
-                        accounts=accounts, now_ms=now_ms,
+                        accounts=accounts, now_ms=now_ms, allow=service.limits.deliveries,
                     )
                 )
             except UnknownTypeError:
@@ -105,6 +125,7 @@ async def notify_v1(body: list[NotifyIn], project: AuthedProject, service: Servi
 @router.post("/v1/{project_id}/notify/broadcast")
 async def broadcast(body: BroadcastIn, project: AuthedProject, service: Service) -> dict[str, Any]:
     """Queue the notification for every subscriber of its type; the dapp need not page through accounts."""
+    await _take_send_token(service, project)
     async with service.db.write() as conn:
         try:
             notification_id, queued = await sending.broadcast(
