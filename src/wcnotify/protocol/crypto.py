@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import os
 import re
@@ -90,7 +91,10 @@ class X25519KeyPair:
 
 @dataclass(frozen=True, repr=False)
 class Ed25519KeyPair:
-    """An Ed25519 key pair from its 32-byte seed. ``repr`` never shows the seed."""
+    """An Ed25519 key pair from its 32-byte seed. ``repr`` never shows the seed.
+
+    The private key object is built once per pair and kept: building it from the seed derives the public key
+    (a scalar multiplication), which cost as much as the signature itself when it was done on every sign."""
 
     seed: bytes
     public_key: bytes
@@ -98,14 +102,24 @@ class Ed25519KeyPair:
     @classmethod
     def from_seed(cls, seed: bytes) -> Ed25519KeyPair:
         priv = Ed25519PrivateKey.from_private_bytes(_check_key(seed, "Ed25519 seed"))
-        return cls(bytes(seed), priv.public_key().public_bytes(_RAW, _RAW_PUB))
+        pair = cls(bytes(seed), priv.public_key().public_bytes(_RAW, _RAW_PUB))
+        pair.__dict__["_private"] = priv  # the cached_property below, filled in advance
+        return pair
 
     @classmethod
     def generate(cls, random: Random = os.urandom) -> Ed25519KeyPair:
         return cls.from_seed(random(KEY_LENGTH))
 
+    @functools.cached_property
+    def _private(self) -> Ed25519PrivateKey:
+        return Ed25519PrivateKey.from_private_bytes(self.seed)
+
     def sign(self, message: bytes) -> bytes:
-        return Ed25519PrivateKey.from_private_bytes(self.seed).sign(message)
+        return self._private.sign(message)
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickle without the private key object (it cannot be pickled; it is rebuilt from the seed)."""
+        return {k: v for k, v in self.__dict__.items() if k != "_private"}
 
     def __repr__(self) -> str:
         return f"Ed25519KeyPair(public_key={self.public_key.hex()})"
