@@ -121,7 +121,7 @@ async def attempts(database_url: str) -> list[int]:
 
 
 async def test_two_replicas_share_the_queue_without_double_delivery(database_url: str) -> None:
-    small_batches = DeliveryConfig(batch=20)
+    small_batches = DeliveryConfig(batch=20, poll=0.05)  # both replicas look at the queue often
     async with running_stack(database_url, delivery=small_batches) as stack:
         config = stack.notify.service.config
         replica = NotifyServer(NotifyConfig(

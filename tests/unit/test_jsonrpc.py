@@ -12,13 +12,13 @@ from hypothesis import strategies as st
 from wcnotify.protocol.jsonrpc import (
     Error,
     JsonRpcError,
+    PayloadIds,
     Request,
     Result,
     big_int_rpc_id,
     encode,
     parse_message,
     parse_object,
-    PayloadIds,
     payload_id,
     relay_id,
 )
