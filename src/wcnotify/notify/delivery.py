@@ -39,7 +39,7 @@ from wcnotify.notify.store import Database
 from wcnotify.protocol import jsonrpc
 from wcnotify.protocol.crypto import Ed25519KeyPair, encode_type0, key_from_hex
 from wcnotify.protocol.did import Account, did_web, encode_did_key
-from wcnotify.protocol.jwt import NotifyMessageClaims
+from wcnotify.protocol.jwt import NotifyMessageClaims, encode_jwt
 from wcnotify.relay.client import RelayClientError, RelayRequestError
 from wcnotify.storage.tables import notifications, projects, subscriber_notifications, subscribers
 
@@ -88,6 +88,20 @@ class ProjectSigner:
         self.key = Ed25519KeyPair.from_seed(bytes.fromhex(authentication_private))
         self.iss = encode_did_key(self.key.public_key)
         self.app = did_web(app_domain)
+        self._template: tuple[int, dict[str, Any]] | None = None
+
+    def claims(self, now: int) -> dict[str, Any]:
+        """The ``messageAuth`` claims shared by every message signed at ``now``, in the order ``to_claims``
+        writes them (``sub`` and ``msg`` are placeholders each message overwrites, keeping that order).
+
+        Made once per batch instead of through ``NotifyMessageClaims`` per message, whose ``to_claims``
+        (dataclass fields, ordering) cost a tenth of building a message."""
+        if self._template is None or self._template[0] != now:
+            claims = NotifyMessageClaims(
+                iat=now, exp=now + spec.NOTIFY_MESSAGE.request_ttl, iss=self.iss, sub="", app=self.app, msg={}
+            ).to_claims()
+            self._template = (now, claims)
+        return self._template[1]
 
 
 def build_message(delivery: Delivery, signer: ProjectSigner, now: int, rpc_id: int) -> dict[str, Any]:
@@ -97,10 +111,10 @@ def build_message(delivery: Delivery, signer: ProjectSigner, now: int, rpc_id: i
         "body": delivery.body, "icon": delivery.icon or "", "url": delivery.url or "", "is_read": False,
     }
     rpc = spec.NOTIFY_MESSAGE
-    jwt = NotifyMessageClaims(
-        iat=now, exp=now + rpc.request_ttl, iss=signer.iss, sub=Account.parse(delivery.account).did_pkh,
-        app=signer.app, msg=msg,
-    ).sign(signer.key)
+    claims = {**signer.claims(now), "sub": Account.parse(delivery.account).did_pkh, "msg": msg}
+    # encode_jwt, not Claims.sign: sign checks iss against the key by encoding the key as a did:key again,
+    # a base58 encoding per message that cost a quarter of the build; signer.iss comes from this very key
+    jwt = encode_jwt(claims, signer.key)
     payload = jsonrpc.Request(rpc_id, rpc.method, {rpc.params_key: jwt})
     message = encode_type0(key_from_hex(delivery.sym_key), jsonrpc.encode(payload))
     return {"topic": delivery.topic, "message": message, "ttl": rpc.request_ttl, "tag": rpc.request_tag,
