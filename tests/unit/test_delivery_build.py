@@ -4,13 +4,14 @@ under the subscriber's key. Ed25519 signatures are deterministic, so the JWTs mu
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import orjson
 import pytest
 
 from wcnotify import spec
-from wcnotify.notify.delivery import Delivery, ProjectSigner, build_message
+from wcnotify.notify.delivery import DELIVERY_COLUMNS, Delivery, ProjectSigner, build_message
 from wcnotify.protocol import jsonrpc
 from wcnotify.protocol.crypto import decrypt
 from wcnotify.protocol.did import Account, did_web, encode_did_key
@@ -55,3 +56,8 @@ def test_build_message_equals_the_plain_construction(icon: str | None, url: str 
         orjson.loads(decrypt(params["message"], sym_key))["params"]["messageAuth"], now=1_700_000_007
     )
     assert verified.msg["title"] == d.title and verified.iss == signer.iss
+
+
+def test_claim_columns_are_in_the_delivery_field_order() -> None:
+    """A claimed row makes its Delivery positionally: the select's columns must follow the fields."""
+    assert [c.name for c in DELIVERY_COLUMNS] == [f.name for f in dataclasses.fields(Delivery)]
