@@ -55,6 +55,15 @@ from wcnotify.storage.tables import (
 from .threaded import in_thread
 
 ADMIN = "test-admin-token"
+ADMIN_HEADERS = {"authorization": f"Bearer {ADMIN}"}
+
+
+def refused(response: httpx.Response, status: int, *words: str) -> None:
+    """The API refused with ``status`` and an ``{"error"}`` message holding every one of ``words``."""
+    assert response.status_code == status, (response.status_code, response.text)
+    message = response.json()["error"]
+    for word in words:
+        assert word in message, message
 
 
 @dataclass

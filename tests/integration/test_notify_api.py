@@ -18,16 +18,7 @@ from wcnotify import spec
 from wcnotify.protocol.crypto import Ed25519KeyPair, topic_of
 from wcnotify.protocol.did import did_web, parse_did_document
 
-from .notify_stack import ADMIN, running_stack, stack_in_thread
-
-ADMIN_HEADERS = {"authorization": f"Bearer {ADMIN}"}
-
-
-def refused(response: httpx.Response, status: int, *words: str) -> None:
-    assert response.status_code == status, (response.status_code, response.text)
-    message = response.json()["error"]
-    for word in words:
-        assert word in message, message
+from .notify_stack import ADMIN, ADMIN_HEADERS, refused, running_stack, stack_in_thread
 
 
 async def test_projects_subscribe_topic_and_did_documents(database_url: str) -> None:

@@ -19,8 +19,7 @@ from wcnotify.notify.server import NotifyConfig, NotifyServer
 from wcnotify.protocol.crypto import topic_of
 
 from .conftest import RedisService
-from .notify_stack import ADMIN, Dapp, Stack, Wallet, running_stack
-from .test_notify_api import refused
+from .notify_stack import ADMIN, Dapp, Stack, Wallet, refused, running_stack
 
 
 def notify_body(dapp: Dapp, accounts: list[str], notification_id: str | None = None) -> dict[str, Any]:

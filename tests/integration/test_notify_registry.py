@@ -21,16 +21,7 @@ from wcnotify.notify.store import Database, project_by_public_id
 from wcnotify.protocol.did import did_web, parse_did_document
 from wcnotify.storage import create_engine
 
-from .notify_stack import ADMIN, Dapp, Stack, Wallet, running_stack, stack_in_thread
-
-ADMIN_HEADERS = {"authorization": f"Bearer {ADMIN}"}
-
-
-def refused(response: httpx.Response, status: int, *words: str) -> None:
-    assert response.status_code == status, (response.status_code, response.text)
-    message = response.json()["error"]
-    for word in words:
-        assert word in message, message
+from .notify_stack import ADMIN_HEADERS, Dapp, Stack, Wallet, refused, running_stack, stack_in_thread
 
 
 async def patch(stack: Stack, dapp: Dapp, body: Any) -> httpx.Response:

@@ -15,8 +15,7 @@ from wcnotify.notify.sending import NOT_SUBSCRIBED_TO_TYPE
 from wcnotify.protocol.crypto import topic_of
 from wcnotify.protocol.did import Account, did_web
 
-from .notify_stack import Dapp, Stack, Wallet, db_snapshot, running_stack
-from .test_notify_api import refused
+from .notify_stack import Dapp, Stack, Wallet, db_snapshot, refused, running_stack
 
 
 def account_variants(wallet: Wallet) -> tuple[str, str, str]:

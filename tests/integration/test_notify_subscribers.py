@@ -12,7 +12,6 @@ import time
 import uuid
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import select
 
@@ -23,14 +22,7 @@ from wcnotify.protocol.did import Account
 from wcnotify.storage import create_engine
 from wcnotify.storage.tables import projects, subscriber_scopes, subscribers
 
-from .notify_stack import Dapp, Stack, Wallet, running_stack
-
-
-def refused(response: httpx.Response, status: int, *words: str) -> None:
-    assert response.status_code == status, (response.status_code, response.text)
-    message = response.json()["error"]
-    for word in words:
-        assert word in message, message
+from .notify_stack import Dapp, Stack, Wallet, refused, running_stack
 
 
 def random_account(chain: str = "eip155:1") -> Account:
