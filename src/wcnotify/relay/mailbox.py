@@ -21,7 +21,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -123,7 +123,12 @@ class MemoryMailbox:
             if m.message_id in stored:
                 new.append(False)
             else:
-                stored[m.message_id] = replace(m, seq=next(self._seq))
+                # the copy with its seq built directly: dataclasses.replace introspects the fields on every
+                # call, and this runs once per message of every publish
+                stored[m.message_id] = StoredMessage(
+                    m.topic, m.message, m.message_id, m.tag, m.published_at, m.expires_at, m.publisher, m.prompt,
+                    next(self._seq),
+                )
                 heapq.heappush(self._expiry.setdefault(m.topic, []), (m.expires_at, m.message_id))
                 new.append(True)
         return new
