@@ -382,6 +382,35 @@ def bench_relay(
     console.print(json.dumps(result), markup=False, soft_wrap=True)
 
 
+@bench_app.command("fanout")
+def bench_fanout(
+    *,
+    wallets: int = typer.Option(10_000, min=1, help="Subscribed wallets, each a WebSocket connection to the relay."),
+    databases: str = typer.Option("sqlite,postgres", help="sqlite, postgres or both (a fresh schema, dropped after)."),
+    rounds: int = typer.Option(3, min=1, help="Broadcasts per database with the same wallets (the best is reported)."),
+    timeout: float = typer.Option(120.0, help="Seconds to wait for the last wallet to decrypt, per round."),
+    postgres_url: str = typer.Option(
+        "postgresql://postgres@127.0.0.1:5432/test", envvar="WCNOTIFY_BENCH_POSTGRES_URL", help="PostgreSQL to use."
+    ),
+) -> None:
+    """One broadcast to N wallets through relay + notify server: time to the last decrypt vs the sign+seal ceiling.
+
+    Example: wcnotify bench fanout --wallets 2000 --databases sqlite --rounds 1
+    """
+    import json
+
+    from wcnotify.bench.fanout import BenchOptions, run, table
+
+    names = tuple(d.strip() for d in databases.split(",") if d.strip())
+    if not names or set(names) - {"sqlite", "postgres"}:
+        console.print("[red]--databases takes sqlite, postgres or sqlite,postgres[/]")
+        raise typer.Exit(2)
+    result = run(BenchOptions(wallets=wallets, databases=names, rounds=rounds, timeout=timeout,
+                              postgres_url=postgres_url))
+    console.print(table(result), markup=False, soft_wrap=True)
+    console.print(json.dumps(result), markup=False, soft_wrap=True)
+
+
 def main() -> None:
     app()
 
