@@ -1,8 +1,9 @@
 """Durable delivery: workers that publish queued ``subscriber_notifications`` rows to the relay.
 
 Each worker loops: claim a batch of due rows (one write transaction: ``UPDATE … SET status='processing'
-WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED)`` on PostgreSQL, where replicas then never claim the same
-row; SQLite's single writer gives the same guarantee), build one ``wc_notifyMessage`` per row (``messageAuth``
+FROM (SELECT … FOR UPDATE SKIP LOCKED) … RETURNING`` the rows joined with what their messages need on
+PostgreSQL, where replicas then never claim the same row; SQLite's single writer gives the same guarantee, with
+the rows read by a second query), build one ``wc_notifyMessage`` per row (``messageAuth``
 signed by the project's authentication key, sealed under the subscriber's key), publish them with
 ``irn_batchPublish`` and settle the rows. A claim is a lease: ``next_attempt_at`` holds its deadline, and a
 sweeper returns rows whose claimer died (kill -9) to the queue. Their wallets may then get the same
@@ -90,13 +91,11 @@ DELIVERY_COLUMNS = (
     notifications.c.icon, notifications.c.url, subscribers.c.account, subscribers.c.sym_key, subscribers.c.topic,
     projects.c.id.label("project"), projects.c.app_domain, projects.c.authentication_private,
 )
-_LOAD_DELIVERIES = (
-    select(*DELIVERY_COLUMNS)
-    .join(notifications, notifications.c.id == _sn.c.notification)
-    .join(subscribers, subscribers.c.id == _sn.c.subscriber)
-    .join(projects, projects.c.id == subscribers.c.project)
-    .where(_sn.c.id.in_(bindparam("ids", expanding=True)))
+_DELIVERY_JOIN = (
+    notifications.c.id == _sn.c.notification, subscribers.c.id == _sn.c.subscriber,
+    projects.c.id == subscribers.c.project,
 )
+_LOAD_DELIVERIES = select(*DELIVERY_COLUMNS).where(*_DELIVERY_JOIN, _sn.c.id.in_(bindparam("ids", expanding=True)))
 _MARK_PUBLISHED = (
     update(_sn).where(_sn.c.id.in_(bindparam("ids", expanding=True)), _sn.c.status == PROCESSING)
     .values(status=PUBLISHED, updated_at=bindparam("now_ms"), last_error=None)
@@ -234,17 +233,17 @@ class Deliverer:
             .limit(self.config.batch)
             .with_for_update(skip_locked=True)
         )
+        claim = update(sn).values(status=PROCESSING, next_attempt_at=now_ms + int(self.config.lease * 1000),
+                                  attempts=sn.c.attempts + 1, updated_at=now_ms)
         async with self.db.write() as conn:
-            ids = [
-                r.id
-                for r in await conn.execute(
-                    update(sn)
-                    .where(sn.c.id.in_(due.scalar_subquery()))
-                    .values(status=PROCESSING, next_attempt_at=now_ms + int(self.config.lease * 1000),
-                            attempts=sn.c.attempts + 1, updated_at=now_ms)
-                    .returning(sn.c.id)
+            if conn.dialect.name == "postgresql":
+                # one statement: PostgreSQL's UPDATE … FROM returns the joined columns too, so the rows need no
+                # second query with 500 ids (SQLite's RETURNING may name only the updated table)
+                rows = await conn.execute(
+                    claim.where(sn.c.id == due.subquery().c.id, *_DELIVERY_JOIN).returning(*DELIVERY_COLUMNS)
                 )
-            ]
+                return [Delivery(*r) for r in rows]
+            ids = [r.id for r in await conn.execute(claim.where(sn.c.id.in_(due.scalar_subquery())).returning(sn.c.id))]
             if not ids:
                 return []
             return [Delivery(*r) for r in await conn.execute(_LOAD_DELIVERIES, {"ids": ids})]
