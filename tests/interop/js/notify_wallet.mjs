@@ -18,8 +18,9 @@
 //        (0.14.6 does not wait for the answer: the subscription arrives by wc_notifySubscriptionsChanged)
 //   update {account, appDomain, scope, timeoutMs}                -> the subscription afterwards
 //   deleteSubscription {account, appDomain, timeoutMs}           -> the account's active subscriptions afterwards
-//   waitSubscription {account, appDomain, present, timeoutMs}    -> the subscription (or null once it is gone),
-//        as another device of the account learns it from wc_notifySubscriptionsChanged
+//   waitSubscription {account, appDomain, present, timeoutMs}    -> the subscription once its topic is also
+//        subscribed at the relay (or null once it is gone), as another device of the account learns it from
+//        wc_notifySubscriptionsChanged
 //   messages {atLeast, timeoutMs}  -> every "notify_message" event so far, [{id, topic, message}], once
 //        there are at least `atLeast`
 //   localHistory {account, appDomain}  -> the client's own message store for the subscription (both lines)
@@ -295,11 +296,12 @@ const ops = {
     const sub = await until(
       () => {
         const found = subscriptionFor(account, appDomain);
-        if (present) return found;
+        // the client stores the subscription, then subscribes its topic at the relay: wait for both
+        if (present) return found && relaySubscribed(found.topic) ? found : undefined;
         return found ? undefined : null;
       },
       timeoutMs,
-      `the subscription to ${appDomain} to be ${present ? "there" : "gone"}`,
+      `the subscription to ${appDomain} to be ${present ? "there, its topic subscribed at the relay" : "gone"}`,
     );
     return plain(sub && { ...sub, relaySubscribed: relaySubscribed(sub.topic) });
   },
