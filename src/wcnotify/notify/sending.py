@@ -23,6 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import Insert
 
+from wcnotify import spec
 from wcnotify.notify import directory
 from wcnotify.notify.store import Project, Subscriber, address_of, new_id
 from wcnotify.protocol.did import Account
@@ -35,8 +36,6 @@ from wcnotify.storage.tables import (
 )
 
 INSERT_BATCH = 1000  # rows per INSERT statement (SQLite allows 32766 bound parameters; 7 per row)
-NOT_SUBSCRIBED_TO_TYPE = "Client is not subscribed to this notification type"  # the reference's words
-RATE_LIMITED = "Rate limit exceeded"  # the reference's words for a subscriber whose bucket is empty
 
 QUEUED = "queued"
 PROCESSING = "processing"
@@ -192,14 +191,14 @@ async def send_to_accounts(
         if match is None:
             result.not_found += sent_as
         elif not match[1]:
-            result.failed += [{"account": a, "reason": NOT_SUBSCRIBED_TO_TYPE} for a in sent_as]
+            result.failed += [{"account": a, "reason": spec.NOTIFY_REASON_NOT_SUBSCRIBED_TO_TYPE} for a in sent_as]
         else:
             matched.append((match[0], sent_as))
     allowed = await allow([s for s, _ in matched]) if allow is not None and matched else None
     recipients = []
     for subscriber_id, sent_as in matched:
         if allowed is not None and subscriber_id not in allowed:
-            result.failed += [{"account": a, "reason": RATE_LIMITED} for a in sent_as]
+            result.failed += [{"account": a, "reason": spec.NOTIFY_REASON_RATE_LIMITED} for a in sent_as]
         else:
             result.sent += sent_as
             recipients.append(subscriber_id)

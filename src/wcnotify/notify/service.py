@@ -27,7 +27,7 @@ from wcnotify.notify.delivery import Deliverer, DeliveryConfig
 from wcnotify.notify.handlers import Outcome, RelayEvent, ServerFault, WalletHandlers
 from wcnotify.notify.identity import ServerIdentity
 from wcnotify.notify.metrics import NotifyMetrics
-from wcnotify.notify.ratelimit import REDIS_PREFIX, SEND_RATE, SUBSCRIBER_RATE, Rate, RateLimits
+from wcnotify.notify.ratelimit import SEND_RATE, SUBSCRIBER_RATE, Rate, RateLimits
 from wcnotify.notify.relay_link import RelayLink
 from wcnotify.notify.store import Database
 from wcnotify.notify.webhooks import WebhookDispatcher
@@ -54,7 +54,7 @@ class NotifyConfig:
     # rate limits (notify/ratelimit.py): in this process, or in Redis when replicas share redis_url; None
     # switches a bucket off
     redis_url: str | None = None
-    redis_prefix: str = REDIS_PREFIX  # every rate-limit key of this deployment starts so
+    redis_prefix: str = spec.NOTIFY_RATE_REDIS_PREFIX  # every rate-limit key of this deployment starts so
     send_rate: Rate | None = SEND_RATE  # /notify requests per project: (tokens per second, burst)
     subscriber_rate: Rate | None = SUBSCRIBER_RATE  # notifications per subscriber: (tokens per second, burst)
     metrics_public: bool = False  # GET /metrics without the admin token (for a private port)

@@ -24,6 +24,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from pydantic import Field
 
+from wcnotify import spec
 from wcnotify.notify import directory
 from wcnotify.notify.api.common import ApiError, AuthedProject, Body, Service
 from wcnotify.notify.directory import CURSOR_SUBSCRIBERS, CursorError
@@ -37,7 +38,7 @@ V0_PAGE = 1000  # rows per database round trip while streaming the v0 list
 
 
 class LookupIn(Body):
-    accounts: list[str] = Field(min_length=1, max_length=directory.SUBSCRIBERS_LOOKUP_MAX)
+    accounts: list[str] = Field(min_length=1, max_length=spec.NOTIFY_SUBSCRIBERS_LOOKUP_MAX)
 
 
 @router.post("/v1/{project_id}/subscribers")
