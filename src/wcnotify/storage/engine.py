@@ -10,7 +10,10 @@ lock, so several replicas starting together apply each migration once.
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import logging
+import time
 import weakref
 from pathlib import Path
 from typing import Any
@@ -19,15 +22,24 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+
+# aiosqlite logs every statement with its parameters (project secrets, webhook secrets, private keys) at
+# DEBUG: a root logger at DEBUG would write them out. Keep it at INFO unless configured, as SQLAlchemy does
+# for its own loggers (tests/integration/test_attack_matrix.py::test_no_secret_reaches_a_log_record_at_debug).
+if logging.getLogger("aiosqlite").level == logging.NOTSET:
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
     "PRAGMA busy_timeout=10000",
     "PRAGMA foreign_keys=ON",
 )
+# how long a first connection waits for a concurrent opener of the same new SQLite file (see migrate)
+_SQLITE_OPEN_RETRY_S = 30.0
 # any constant fits; it only has to be the same for every process that migrates this database
 _MIGRATION_LOCK_ID = 0x77636E6F74696679 % 2**63  # "wcnotify"
 # the PostgreSQL schema each engine was opened on (needed to create it before migrating)
@@ -69,9 +81,11 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             # let SQLAlchemy, not the sqlite3 module, decide where transactions begin (below)
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
-            for pragma in _SQLITE_PRAGMAS:
-                cursor.execute(pragma)
-            cursor.close()
+            try:
+                for pragma in _SQLITE_PRAGMAS:
+                    cursor.execute(pragma)
+            finally:
+                cursor.close()
 
         @event.listens_for(engine.sync_engine, "begin")
         def _begin(conn: Connection) -> None:
@@ -100,9 +114,27 @@ def _upgrade(schema: str | None, connection: Connection) -> None:
 
 
 async def migrate(engine: AsyncEngine) -> None:
-    """Apply every Alembic migration the database lacks (idempotent, safe with concurrent starters)."""
-    async with engine.begin() as conn:
-        await conn.run_sync(functools.partial(_upgrade, _SCHEMAS.get(engine.sync_engine)))
+    """Apply every Alembic migration the database lacks (idempotent, safe with concurrent starters).
+
+    On SQLite the first connection to a new file switches it to WAL, which needs an exclusive lock that
+    SQLite refuses at once (``database is locked``, without consulting busy_timeout) while another process
+    is doing the same. That only happens on the very first opening, so it is retried here with a back-off;
+    once the file is in WAL mode the pragma is a no-op that takes no lock.
+    """
+    upgrade = functools.partial(_upgrade, _SCHEMAS.get(engine.sync_engine))
+    deadline = time.monotonic() + _SQLITE_OPEN_RETRY_S
+    delay = 0.01
+    while True:
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(upgrade)
+            return
+        except OperationalError as exc:
+            locked = engine.dialect.name == "sqlite" and "database is locked" in str(exc.orig)
+            if not locked or time.monotonic() >= deadline:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.25)
 
 
 async def open_database(url: str, **kwargs: Any) -> AsyncEngine:
