@@ -18,9 +18,11 @@
 //        (0.14.6 does not wait for the answer: the subscription arrives by wc_notifySubscriptionsChanged)
 //   update {account, appDomain, scope, timeoutMs}                -> the subscription afterwards
 //   deleteSubscription {account, appDomain, timeoutMs}           -> the account's active subscriptions afterwards
-//   waitSubscription {account, appDomain, present, timeoutMs}    -> the subscription once its topic is also
-//        subscribed at the relay (or null once it is gone), as another device of the account learns it from
-//        wc_notifySubscriptionsChanged
+//   waitSubscription {account, appDomain, present, scope, timeoutMs}  -> the subscription once its topic is
+//        also subscribed at the relay (or null once it is gone), as another device of the account learns it
+//        from wc_notifySubscriptionsChanged; with `scope` (type ids), once exactly those are enabled
+//   activeSubscriptions {account, apps, timeoutMs}  -> getActiveSubscriptions({account}) as a list, each with
+//        relaySubscribed; with `apps` (app domains), once exactly those are active, each topic subscribed at the relay
 //   messages {atLeast, timeoutMs}  -> every "notify_message" event so far, [{id, topic, message}], once
 //        there are at least `atLeast`
 //   localHistory {account, appDomain}  -> the client's own message store for the subscription (both lines)
@@ -28,7 +30,8 @@
 //        -> getNotificationHistory (1.4.1 only: wc_notifyGetNotifications): {notifications, hasMore, hasMoreUnread}
 //   markRead {account, appDomain, ids, timeoutMs}  -> null; markNotificationsAsRead(ids), or
 //        markAllNotificationsAsRead when ids is absent (1.4.1 only)
-//   state {}      -> {externalLookups, explorerRequests, responses, requests, published, ...}
+//   state {}      -> {externalLookups, explorerRequests, responses, requests, published, received,
+//        subscriptionsChanged: every "notify_subscriptions_changed" event as {id, topic, apps}, ...}
 //   exit {}       -> closes the relay transport, then the process exits
 //
 // The client's fixed endpoints are redirected: `client.notifyServerUrl` is set to ours (the client only
@@ -121,6 +124,7 @@ const responses = []; // every JSON-RPC response the engine received: {topic, me
 const requests = []; // every JSON-RPC request the engine received: {topic, method}
 const received = []; // every "notify_message" event: {id, topic, message}
 const published = []; // every relayer.publish the client made: {topic, tag, ttl}
+const subscriptionsChanged = []; // every "notify_subscriptions_changed" event: {id, topic, apps}
 
 function redirectExplorer(axios) {
   axios.interceptors.request.use((config) => {
@@ -179,6 +183,10 @@ function spyOnEngine(engine) {
     return publish(topic, message, opts);
   };
   client.on("notify_message", ({ id, topic, params }) => received.push({ id, topic, message: params.message }));
+  // emitted for the watch answer (1.4.1) and for each wc_notifySubscriptionsChanged the client applied
+  client.on("notify_subscriptions_changed", ({ id, topic, params }) =>
+    subscriptionsChanged.push({ id, topic, apps: (params.subscriptions ?? []).map((s) => s.metadata.appDomain).sort() }),
+  );
 }
 
 const lastResponse = (method, after) => responses.slice(after).find((r) => r.method === method);
@@ -291,19 +299,40 @@ const ops = {
     return plain({ active: c().getActiveSubscriptions({ account }), relaySubscribed: relaySubscribed(sub.topic) });
   },
 
-  async waitSubscription({ account, appDomain, present = true, timeoutMs = 15_000 }) {
+  async waitSubscription({ account, appDomain, present = true, scope, timeoutMs = 15_000 }) {
     need({ account, appDomain }, "account", "appDomain");
+    const wanted = scope === undefined ? undefined : JSON.stringify([...scope].sort());
     const sub = await until(
       () => {
         const found = subscriptionFor(account, appDomain);
+        if (!present) return found ? undefined : null;
         // the client stores the subscription, then subscribes its topic at the relay: wait for both
-        if (present) return found && relaySubscribed(found.topic) ? found : undefined;
-        return found ? undefined : null;
+        if (!found || !relaySubscribed(found.topic)) return undefined;
+        return wanted === undefined || JSON.stringify(enabledScope(found)) === wanted ? found : undefined;
       },
       timeoutMs,
-      `the subscription to ${appDomain} to be ${present ? "there, its topic subscribed at the relay" : "gone"}`,
+      `the subscription to ${appDomain} to be ${present ? "there, its topic subscribed at the relay" : "gone"}` +
+        (wanted === undefined ? "" : ` with the scope ${wanted}`),
     );
     return plain(sub && { ...sub, relaySubscribed: relaySubscribed(sub.topic) });
+  },
+
+  async activeSubscriptions({ account, apps, timeoutMs = 15_000 }) {
+    need({ account }, "account");
+    const active = () => Object.values(c().getActiveSubscriptions({ account }));
+    if (apps !== undefined) {
+      const wanted = JSON.stringify([...apps].sort());
+      await until(
+        () => {
+          const subs = active();
+          const domains = JSON.stringify(subs.map((s) => s.metadata.appDomain).sort());
+          return domains === wanted && subs.every((s) => relaySubscribed(s.topic)) ? true : undefined;
+        },
+        timeoutMs,
+        `exactly the subscriptions ${wanted}, their topics subscribed at the relay`,
+      );
+    }
+    return plain(active().map((s) => ({ ...s, relaySubscribed: relaySubscribed(s.topic) })));
   },
 
   async messages({ atLeast = 1, timeoutMs = 15_000 }) {
@@ -356,6 +385,7 @@ const ops = {
       requests,
       published,
       received,
+      subscriptionsChanged,
     });
   },
 

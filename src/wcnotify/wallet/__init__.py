@@ -1,0 +1,57 @@
+"""The wallet SDK: :class:`NotifyClient` (one device, state in one SQLite file) and what it hands out."""
+
+from wcnotify.wallet.client import (
+    EventStream,
+    ForgedAnswerError,
+    HistoryPage,
+    NoAnswerError,
+    NotifyClient,
+    NotifyServerError,
+    NotRegisteredError,
+    Registration,
+    RequestRefusedError,
+    UnknownSubscriptionError,
+    UnknownTypeError,
+)
+from wcnotify.wallet.models import (
+    App,
+    Notification,
+    NotificationReceived,
+    NotificationRejected,
+    NotificationType,
+    ProposalReceived,
+    ProposalResolved,
+    Subscription,
+    SubscriptionsChanged,
+    WalletError,
+    WalletEvent,
+)
+from wcnotify.wallet.resolver import DidResolutionError, DidResolver, HttpDidResolver
+
+__all__ = [
+    "App",
+    "DidResolutionError",
+    "DidResolver",
+    "EventStream",
+    "ForgedAnswerError",
+    "HistoryPage",
+    "HttpDidResolver",
+    "NoAnswerError",
+    "NotRegisteredError",
+    "Notification",
+    "NotificationReceived",
+    "NotificationRejected",
+    "NotificationType",
+    "NotifyClient",
+    "NotifyServerError",
+    "ProposalReceived",
+    "ProposalResolved",
+    "Registration",
+    "RequestRefusedError",
+    "Subscription",
+    "SubscriptionsChanged",
+    "UnknownSubscriptionError",
+    "UnknownTypeError",
+    "WalletError",
+    "WalletEvent",
+]

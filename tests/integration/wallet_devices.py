@@ -1,0 +1,75 @@
+"""Wallet SDK devices against an in-process stack (see notify_stack.py).
+
+The dapps the stack creates have made-up domains (``app-….example.com``) that no DNS resolves, so the
+devices here resolve a dapp's did:web through the notify server's own ``GET /v1/{projectId}/did.json`` (a
+real HTTP call to the real document); the resolver is the SDK's injection point for exactly this. The tests
+that serve a did.json on a ``localhost:PORT`` domain use the SDK's default resolver instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from eth_account import Account as EthAccount
+
+from wcnotify.protocol.did import DidWebKeys, did_web, parse_did_document
+from wcnotify.wallet import EventStream, NotifyClient
+from wcnotify.wallet.resolver import DidResolutionError
+
+from .notify_stack import Dapp, Stack
+
+
+class StackResolver:
+    """did:web of the stack's dapps, fetched over HTTP from the notify server that holds their keys."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.projects: dict[str, str] = {}  # domain -> project id
+        self.fetched = 0
+        self.cache: dict[str, DidWebKeys] = {}  # like any did:web resolver that honours caching headers
+
+    def add(self, dapp: Dapp) -> Dapp:
+        self.projects[dapp.domain] = dapp.project_id
+        return dapp
+
+    async def resolve(self, domain: str) -> DidWebKeys:
+        if domain not in self.projects:
+            raise DidResolutionError(f"no dapp at {domain}")
+        if domain not in self.cache:
+            r = await self.stack.http.get(f"{self.stack.notify_url}/v1/{self.projects[domain]}/did.json")
+            self.fetched += 1
+            self.cache[domain] = parse_did_document(r.json(), did_web(domain))
+        return self.cache[domain]
+
+
+def device_options(stack: Stack, resolver: StackResolver | None = None, **extra: Any) -> dict[str, Any]:
+    return {"relay_url": stack.relay.ws_url, "keys_server_url": stack.keys.url,
+            "notify_server_url": stack.notify_url, "resolver": resolver, **extra}
+
+
+@contextlib.asynccontextmanager
+async def device(stack: Stack, path: Path, resolver: StackResolver | None = None,
+                 **extra: Any) -> AsyncIterator[NotifyClient]:
+    async with NotifyClient(path, **device_options(stack, resolver, **extra)) as client:
+        yield client
+
+
+def new_account(chain: str = "eip155:1") -> tuple[Any, str]:
+    eth = EthAccount.create()
+    return eth, f"{chain}:{eth.address}"
+
+
+E = TypeVar("E")
+
+
+async def next_of(stream: EventStream, kind: type[E], timeout: float = 10) -> E:
+    """The next event of ``kind`` (others are skipped)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        event = await stream.next(timeout=max(0.01, deadline - time.monotonic()))
+        if isinstance(event, kind):
+            return event
