@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from wcnotify import __version__, spec
+from wcnotify import __version__, cli_dapp, cli_wallet, spec
 
 app = typer.Typer(
     name="wcnotify",
@@ -26,22 +26,94 @@ def version() -> None:
 
 
 @app.command()
-def demo() -> None:
-    """Walk through one notification end to end with the protocol core, checking every step.
+def demo(
+    *,
+    against: str | None = typer.Option(
+        None, "--against", help="A running notify server (its URL, as `wcnotify up` printed it). Default: start a "
+        "stack of the demo's own on free ports, in a temporary directory.",
+    ),
+    admin_token: str | None = typer.Option(None, "--admin-token", envvar="WCNOTIFY_ADMIN_TOKEN",
+                                           help="With --against: the server's admin token."),
+    relay_url: str | None = typer.Option(None, "--relay-url", help="With --against: the relay (default: "
+                                         "ws://HOST:8080, HOST being --against's)."),
+    keys_url: str | None = typer.Option(None, "--keys-url", help="With --against: the keys server (default: "
+                                        "http://HOST:8081)."),
+    timeout: float = typer.Option(20.0, min=1, help="Seconds each step may take before it counts as failed."),
+) -> None:
+    """Play the whole story over real sockets: a dapp, its did.json and webhook, two wallet devices, Sync.
 
-    Example: wcnotify demo
+    Exits 1 naming the step that failed. Example: wcnotify demo --against http://127.0.0.1:8082 --admin-token $T
     """
-    from wcnotify.demo import story
+    from wcnotify.demo import Servers, StepFailed, main
 
-    console.print("[bold]wcnotify demo[/]: one notification, from did:web to a second device\n")
-    count = 0
+    servers = None
+    if against is not None:
+        if not admin_token:
+            console.print("[red]--against needs the server's admin token[/]: pass --admin-token (or set "
+                          "WCNOTIFY_ADMIN_TOKEN) to the one `wcnotify up` printed; it is also in DATA_DIR/admin-token",
+                          soft_wrap=True)
+            raise typer.Exit(2)
+        servers = Servers.around(against, admin_token, relay_url, keys_url)
+
+    def report(number: int, title: str, detail: str) -> None:
+        console.print(f"[green]✔[/] {number}. [bold]{title}[/]  [dim]{detail}[/]", soft_wrap=True)
+
+    where = f"against {against}" if against else "on a stack of its own (free ports, temporary directory)"
+    console.print(f"[bold]wcnotify demo[/]: a dapp and two wallet devices, over real sockets, {where}\n",
+                  soft_wrap=True)
     try:
-        for count, step in enumerate(story(), start=1):
-            console.print(f"[green]✔[/] {count}. [bold]{step.title}[/]  [dim]{step.detail}[/]")
-    except Exception as exc:  # the demo reports a failed step instead of a traceback
-        console.print(f"[red]✘ step {count + 1} failed:[/] {type(exc).__name__}: {exc}")
+        passed, seconds = main(report, servers=servers, timeout=timeout)
+    except StepFailed as exc:
+        console.print(f"[red]✘ {exc.number}. {exc.title}[/]: {exc.reason}", soft_wrap=True)
         raise typer.Exit(1) from exc
-    console.print(f"\n[bold green]All {count} steps passed.[/]")
+    except KeyboardInterrupt as exc:
+        console.print("\ninterrupted")
+        raise typer.Exit(130) from exc
+    console.print(f"\n[bold green]All {passed} steps passed[/] in {seconds:.1f} s.")
+
+
+@app.command()
+def up(
+    *,
+    data_dir: str = typer.Option(
+        "wcnotify-data", "--data-dir", envvar="WCNOTIFY_DATA_DIR",
+        help="Where everything is kept (SQLite files, the server's keys, the admin token); created if missing. "
+        "Start again on the same directory and every project, subscription and queued notification is there.",
+    ),
+    host: str = typer.Option("127.0.0.1", help="Interface for all three services (0.0.0.0 for every interface)."),
+    relay_port: int = typer.Option(8080, "--relay-port", min=0, max=65535, help="Relay port (0: any free port)."),
+    keys_port: int = typer.Option(8081, "--keys-port", min=0, max=65535, help="Keys server port (0: any free port)."),
+    notify_port: int = typer.Option(8082, "--notify-port", min=0, max=65535,
+                                    help="Notify server port, the dapp API (0: any free port)."),
+    admin_token: str | None = typer.Option(
+        None, "--admin-token", envvar="WCNOTIFY_ADMIN_TOKEN",
+        help="Bearer token for creating projects. Default: the one kept in DATA_DIR/admin-token (made on the "
+        "first start).",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON line when ready (URLs, admin token) "
+                                 "and one when stopped, instead of the text."),
+    log_level: str = typer.Option("warning", help="Log level of the services (to stderr)."),
+) -> None:
+    """Run the relay, keys server and notify server in one process on SQLite, until Ctrl-C.
+
+    Example: wcnotify up --data-dir ~/.local/share/wcnotify --notify-port 9000
+    """
+    import time
+    from pathlib import Path
+
+    began = time.monotonic()  # "ready in" counts the imports below too: it is what the person waits
+    if not as_json:  # at once: loading the three services takes a moment on a slow machine
+        console.print(f"[bold]wcnotify up[/]: relay, keys server and notify server in one process (wcnotify "
+                      f"{__version__})", soft_wrap=True)
+    try:
+        from wcnotify.up import UpOptions, run
+    except KeyboardInterrupt as exc:  # Ctrl-C before anything started
+        console.print("interrupted")
+        raise typer.Exit(130) from exc
+
+    options = UpOptions(data_dir=Path(data_dir), host=host, relay_port=relay_port, keys_port=keys_port,
+                        notify_port=notify_port, admin_token=admin_token)
+    raise typer.Exit(run(options, console, as_json=as_json, log_level=log_level, began=began))
 
 
 @app.command()
@@ -246,8 +318,10 @@ def server(
     notify.run(log_level=log_level)
 
 
-project_app = typer.Typer(help="Create and list projects (dapps) on a notify server.", no_args_is_help=True)
+project_app = typer.Typer(help="Create, list and update projects (dapps) on a notify server.", no_args_is_help=True)
 app.add_typer(project_app, name="project")
+cli_dapp.register(app, project_app)  # types, send, webhooks, project update (cli_dapp.py)
+cli_wallet.register(app)  # wallet init|register|apps|subscribe|unsubscribe|inbox|read|sync (cli_wallet.py)
 
 
 def _admin_call(method: str, server_url: str, path: str, admin_token: str, body: object = None) -> object:
@@ -407,6 +481,54 @@ def bench_fanout(
         raise typer.Exit(2)
     result = run(BenchOptions(wallets=wallets, databases=names, rounds=rounds, timeout=timeout,
                               postgres_url=postgres_url))
+    console.print(table(result), markup=False, soft_wrap=True)
+    console.print(json.dumps(result), markup=False, soft_wrap=True)
+
+
+@bench_app.command("load")
+def bench_load(
+    *,
+    duration: float = typer.Option(300.0, min=1, help="Seconds of steady notifications and wallet churn."),
+    wallets: int = typer.Option(5_000, min=1, help="Receiving wallets, each a WebSocket connection to the relay."),
+    send_accounts: int = typer.Option(200, min=1, help="Accounts per /notify request."),
+    interval: float = typer.Option(1.0, help="Seconds between /notify requests."),
+    churners: int = typer.Option(4, min=0, help="Wallet-SDK clients registering/subscribing/updating/deleting."),
+    database_url: str | None = typer.Option(None, help="The notify server's database (default: a SQLite file)."),
+    svg: str | None = typer.Option(None, help="Write the queue depth and RSS plot here (e.g. docs/load.svg)."),
+) -> None:
+    """Bounded load run: throughput, p50/p99 delivery latency, error rate, RSS growth, queue depth over time.
+
+    Example: wcnotify bench load --duration 30 --wallets 500
+    """
+    import json
+
+    from wcnotify.bench.load import LoadOptions, run, table
+
+    result = run(LoadOptions(duration=duration, wallets=wallets, send_accounts=send_accounts, interval=interval,
+                             churners=churners, database_url=database_url, svg=svg))
+    console.print(table(result), markup=False, soft_wrap=True)
+    console.print(json.dumps(result), markup=False, soft_wrap=True)
+
+
+@bench_app.command("fuzz")
+def bench_fuzz(
+    *,
+    runs: int = typer.Option(1_000_000, min=1, help="Inputs per target."),
+    targets: str = typer.Option("", help="Comma-separated targets (envelope, jwt, jsonrpc, cacao, ...); all if empty."),
+    engine: str = typer.Option("atheris", help="atheris (coverage-guided) or builtin (no coverage guidance)."),
+    jobs: int = typer.Option(2, min=1, help="Targets fuzzed at once, one process each."),
+    seed: int = typer.Option(0, help="Seed of the mutators."),
+) -> None:
+    """Fuzz the parsers at the trust boundary: inputs, exec/s and crashes per target vs a no-op ceiling.
+
+    Example: wcnotify bench fuzz --runs 100000 --targets envelope,jwt
+    """
+    import json
+
+    from wcnotify.bench.fuzz import FuzzOptions, run, table
+
+    names = tuple(t.strip() for t in targets.split(",") if t.strip())
+    result = run(FuzzOptions(runs=runs, targets=names, engine=engine, jobs=jobs, seed=seed))
     console.print(table(result), markup=False, soft_wrap=True)
     console.print(json.dumps(result), markup=False, soft_wrap=True)
 

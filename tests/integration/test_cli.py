@@ -22,14 +22,7 @@ def test_version() -> None:
     assert done.stdout.strip() == __version__
 
 
-def test_demo_runs_every_step() -> None:
-    done = run("demo")
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "All 6 steps passed." in done.stdout
-    assert "did:key:z6Mk" in done.stdout
-
-
 def test_help_lists_commands() -> None:
     done = run("--help")
     assert done.returncode == 0
-    assert "demo" in done.stdout
+    assert "demo" in done.stdout and " up " in done.stdout

@@ -7,6 +7,7 @@
 * :mod:`.registry`: the public app registry, project settings, welcome notification settings;
 * :mod:`.webhooks`: webhooks to dapps (subscribed, updated, unsubscribed);
 * :mod:`.metrics`: Prometheus ``/metrics`` (the OpenAPI description is FastAPI's ``/openapi.json`` and ``/docs``).
+* :mod:`.console`: the web console at ``/console`` and its read-only ``/v1/{projectId}/console/…`` endpoints.
 """
 
 import logging
@@ -18,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from wcnotify.notify.api import metrics, projects, registry, relay, sending, subscribers, webhooks
+from wcnotify.notify.api import console, metrics, projects, registry, relay, sending, subscribers, webhooks
 from wcnotify.notify.api.common import ApiError, error_response
 from wcnotify.notify.metrics import HttpMetrics
 from wcnotify.notify.service import NotifyService
@@ -89,7 +90,7 @@ def build_app(service: NotifyService) -> FastAPI:
         log.error("database error: %s", exc)
         return error_response(503, "the database is unavailable; retry shortly")
 
-    # registry first: /v1/apps/{appDomain}
-    for module in (registry, projects, relay, sending, subscribers, webhooks, metrics):
+    # registry first: /v1/apps/{appDomain}; console before /{project_id}/… (GET /console/subscribers is a file)
+    for module in (registry, console, projects, relay, sending, subscribers, webhooks, metrics):
         app.include_router(module.router)
     return app
