@@ -180,6 +180,22 @@ PUSH_RPCS: Final[tuple[RpcSpec, ...]] = (
 )
 PUSH_BY_METHOD: Final = {rpc.method: rpc for rpc in PUSH_RPCS}
 
+# Push proposal flow (protocol.md §7; protocol/proposal.py). The wallet answers an approval with the
+# subscriptionAuth of the subscribe it ran: push_subscription (Push-era wallets) or notify_subscription (a
+# wallet that subscribed with final Notify, as wcnotify's does). Both are accepted.
+PUSH_PROPOSE_AUTH_ACTS: Final = (Act.PUSH_SUBSCRIPTION, Act.NOTIFY_SUBSCRIPTION)
+PUSH_PROPOSE_SUBSCRIBE_TIMEOUT: Final = 10.0  # §7 step 4: the wallet waits this long for its subscribe answer
+# wcnotify choices (no public source pins these)
+PUSH_PROPOSE_APPROVAL_WAIT: Final = 5.0 * MINUTE  # dapp default wait for the user's answer (a pairing's life)
+PUSH_PROPOSE_MAX_PARAMS_BYTES: Final = 16_384  # the encoded params of one wc_pushPropose
+PUSH_PROPOSE_NAME_MAX: Final = 256  # metadata.name
+PUSH_PROPOSE_DESCRIPTION_MAX: Final = 2048  # metadata.description
+PUSH_PROPOSE_URL_MAX: Final = 2048  # metadata.url, each icon, redirect.native / redirect.universal
+PUSH_PROPOSE_ICONS_MAX: Final = 16
+PUSH_PROPOSE_SCOPE_MAX: Final = 64  # type names in one proposal
+PUSH_PROPOSE_SCOPE_NAME_MAX: Final = 64  # a notification type name (the notify server's limit)
+PUSH_PROPOSE_REASON_MAX: Final = 512  # a rejection reason
+
 # Sync API (clients/core/sync; Kotlin/Swift SyncClient)
 SYNC_SET: Final = RpcSpec("wc_syncSet", 5000, THIRTY_DAYS, None, None)
 SYNC_DEL: Final = RpcSpec("wc_syncDel", 5002, THIRTY_DAYS, None, None)
@@ -336,6 +352,16 @@ SDK_ERROR_MESSAGES: Final = {
     SdkError.APPROVAL_FAILED: "Approval failed.",
     SdkError.REJECTION_FAILED: "Rejection failed.",
 }
+# a proposal rejection's error message (protocol.md §7): "User rejected. Reason: <r>."
+SDK_USER_REJECTED_REASON_FORMAT: Final = SDK_ERROR_MESSAGES[SdkError.USER_REJECTED] + " Reason: {reason}."
+
+
+class ProposalStatus(StrEnum):
+    """wcnotify: ``status`` of a pushProposal Sync record (protocol/proposal.py): pending, then final."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
 
 NOTIFY_MJV: Final = "1"
 NOTIFY_MAX_WATCHERS_PER_ACCOUNT: Final = 25
@@ -353,6 +379,19 @@ NOTIFY_REASON_RATE_LIMITED: Final = "Rate limit exceeded"  # /notify failed[]: t
 # notifications per subscriber (about 48 a day once the burst is spent)
 NOTIFY_SEND_RATE: Final = "2/s:20"
 NOTIFY_SUBSCRIBER_RATE: Final = "2/h:50"
+# Wallet requests (reference-server.md §1.5), checked once the request's JWT verified, so a bucket is spent only
+# by its owner: (request tag, bucket key, rate). "client" is the JWT's iss (the identity key), "topic" the topic
+# the request came on (a project's subscribe topic, or a subscription's).
+NOTIFY_WALLET_RATES: Final = (
+    (NOTIFY_SUBSCRIBE.request_tag, "client", "100/d:500"),  # subscribe, per client key
+    (NOTIFY_SUBSCRIBE.request_tag, "topic", "1/s:50000"),  # subscribe, per project
+    (NOTIFY_WATCH_SUBSCRIPTIONS.request_tag, "client", "1/s:100"),
+    (NOTIFY_UPDATE.request_tag, "topic", "1/s:100"),
+    (NOTIFY_DELETE.request_tag, "topic", "1/h:10"),
+    (NOTIFY_GET_NOTIFICATIONS.request_tag, "topic", "2/s:100"),
+    (NOTIFY_MARK_NOTIFICATIONS_AS_READ.request_tag, "topic", "2/s:100"),
+)
+NOTIFY_REASON_WALLET_RATE_LIMITED: Final = "Rate limit exceeded. Try again at {unix}"
 NOTIFY_RATE_REDIS_PREFIX: Final = "wcnotify:notify:"  # default key prefix of a deployment's rate buckets
 NOTIFY_SUBSCRIPTION_TTL: Final = THIRTY_DAYS  # a subscription's expiry, renewed by subscribe and update
 NOTIFY_CLIENT_ERROR_CODE: Final = -1  # notify-server relay_webhook/error.rs: every client-caused error
@@ -363,6 +402,15 @@ NOTIFY_SEED_LABEL_AUTHENTICATION: Final = "wcnotify notify authentication"
 NOTIFY_SEED_LABEL_RELAY: Final = "wcnotify notify relay client"
 NOTIFY_SUBSCRIBE_KEY_CLAIM: Final = "publicKey"  # hex Z in a new subscription's response (seed protocol)
 NOTIFY_WEBHOOK_PATH: Final = "/v1/relay-webhook"
+
+# Wallet SDK (wcnotify.wallet)
+WALLET_HISTORY_CAP: Final = 1000  # notifications kept per subscription on a device; older ones are dropped
+WALLET_RESPONSE_TIMEOUT: Final = 10.0  # seconds to wait for the notify server's answer to a wallet request
+WALLET_WATCH_REFRESH: Final = 12 * HOUR  # re-watch well inside the server's 1-day watcher lifetime
+WALLET_WATCH_OFFLINE: Final = 5 * MINUTE  # after a relay reconnect, re-watch (changes while away were missed)
+WALLET_KEEPER_INTERVAL: Final = 30.0  # how often the client checks whether a watch needs renewing
+WALLET_REGISTRY_PAGE: Final = 50
+WALLET_REGISTRY_MAX: Final = 1000  # apps() stops paging here
 NOTIFY_REQUEST_MAX_LIFETIME: Final = THIRTY_DAYS  # a wallet request JWT's exp may be at most this far ahead
 NOTIFY_RELAY_WATCH_TTL: Final = THIRTY_DAYS  # the webhook registration's exp; renewed daily
 NOTIFY_RELAY_RENEW_INTERVAL: Final = DAY
@@ -378,6 +426,7 @@ NOTIFY_DELIVERY_BACKOFF: Final = (1.0, 300.0)  # s: first retry of a refused mes
 NOTIFY_DELIVERY_POLL: Final = 1.0  # s between queue polls when idle (other replicas' sends, due retries)
 NOTIFY_DELIVERY_OUTAGE_BACKOFF: Final = (0.5, 10.0)  # s: probing an unreachable relay, first and cap
 DID_JSON_PATH: Final = "/.well-known/did.json"
+NOTIFY_CONFIG_JSON_PATH: Final = "/.well-known/wc-notify-config.json"  # a dapp's own types file (protocol.md §4)
 DID_JSON_CONTEXT: Final = ("https://www.w3.org/ns/did/v1", "https://w3id.org/security/suites/jws-2020/v1")
 DID_FRAGMENT_SUBSCRIBE_KEY: Final = "wc-notify-subscribe-key"
 DID_FRAGMENT_AUTHENTICATION_KEY: Final = "wc-notify-authentication-key"

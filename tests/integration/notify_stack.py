@@ -40,7 +40,7 @@ from wcnotify.protocol.crypto import (
 )
 from wcnotify.protocol.did import Account, did_web, encode_did_key, parse_did_document
 from wcnotify.protocol.jwt import WatchEventClaims, decode_jwt, encode_jwt, verify_jwt
-from wcnotify.relay.client import RelayClient, RelayMessage
+from wcnotify.relay.client import RelayClient, RelayHttpClient, RelayMessage
 from wcnotify.relay.server import RelayConfig, RelayServer
 from wcnotify.storage import create_engine
 from wcnotify.storage.tables import (
@@ -161,6 +161,22 @@ class Stack:
                "attestation": None, "publishedAt": int(time.time() * 1000), "tag": tag}
         return await self.http.post(self.notify_url + spec.NOTIFY_WEBHOOK_PATH, json=self.watch_event(evt))
 
+    async def relay_publish(self, topic: str, message: str, *, tag: int, ttl: int = 300) -> None:
+        """Publish on the relay as a third party (a forger, or a replay of something seen on a topic)."""
+        async with RelayHttpClient(self.relay.http_url) as client:
+            await client.publish(topic, message, ttl=ttl, tag=tag)
+
+    async def project_key(self, dapp: Dapp) -> Ed25519KeyPair:
+        """The dapp's authentication key as the notify server keeps it (to sign what only the server should)."""
+        engine = create_engine(self.notify.config.database_url)
+        try:
+            async with engine.connect() as conn:
+                row = (await conn.execute(select(projects.c.authentication_private)
+                                          .where(projects.c.project_id == dapp.project_id))).one()
+        finally:
+            await engine.dispose()
+        return Ed25519KeyPair.from_seed(bytes.fromhex(row[0]))
+
     async def server_keys(self) -> tuple[bytes, bytes]:
         """The notify server's own (key agreement, authentication) keys, from its did.json."""
         r = await self.http.get(f"{self.notify_url}{spec.DID_JSON_PATH}")
@@ -275,7 +291,10 @@ class Wallet:
                **extra: Any) -> dict[str, Any]:
         now = int(time.time()) if now is None else now
         claims: dict[str, Any] = {"iat": now, "exp": now + ttl, "iss": self.did, "act": act, "aud": aud,
-                                  "ksu": self.ksu, "sub": self.account.did_pkh, "mjv": "1"}
+                                  "ksu": self.ksu, "sub": self.account.did_pkh, "mjv": "1",
+                                  # unique per request, as the wallet SDK's: the server refuses a state-changing
+                                  # JWT it has applied before, and equal claims within one second would repeat one
+                                  "jti": secrets.token_hex(8)}
         if app is not None or act == spec.Act.NOTIFY_WATCH_SUBSCRIPTIONS:
             claims["app"] = app
         claims.update(extra)

@@ -19,7 +19,7 @@ from wcnotify.notify.server import NotifyConfig, NotifyServer
 from wcnotify.protocol.crypto import topic_of
 
 from .conftest import RedisService
-from .notify_stack import ADMIN, Dapp, Stack, Wallet, refused, running_stack
+from .notify_stack import ADMIN, Dapp, RpcRefused, Stack, Wallet, db_snapshot, refused, running_stack
 
 
 def notify_body(dapp: Dapp, accounts: list[str], notification_id: str | None = None) -> dict[str, Any]:
@@ -92,6 +92,33 @@ async def test_the_subscriber_bucket(database_url: str) -> None:
                                       json={"notification": notify_body(dapp, [])["notification"]},
                                       headers=dapp.headers)
             assert r.status_code == 200 and r.json()["queued"] == 2
+
+
+async def test_wallet_request_buckets(database_url: str) -> None:
+    """A flood of subscribes from one identity key is refused once its bucket is empty ("Rate limit exceeded.
+    Try again at …", nothing written), while another wallet is unaffected; the default table is the reference's."""
+    assert {(tag, scope): rate for tag, scope, rate in spec.NOTIFY_WALLET_RATES} == {
+        (4000, "client"): "100/d:500", (4000, "topic"): "1/s:50000", (4010, "client"): "1/s:100",
+        (4008, "topic"): "1/s:100", (4004, "topic"): "1/h:10", (4014, "topic"): "2/s:100", (4016, "topic"): "2/s:100",
+    }
+    async with running_stack(database_url) as stack:
+        limits = stack.notify.service.limits
+        limits.wallet_rates = ((4000, "client", Rate(1 / 3600, 2)), (4010, "client", Rate(1 / 3600, 1)))
+        dapp = await stack.create_dapp()
+        async with Wallet(stack) as flooder, Wallet(stack) as other:
+            for w in (flooder, other):
+                await w.register(dapp.domain, all_apps=True)
+            await flooder.subscribe(dapp, ["alerts"])
+            await flooder.subscribe(dapp, ["alerts", "news"])  # a repeat subscribe is a subscribe too
+            before = await db_snapshot(database_url)
+            with pytest.raises(RpcRefused, match=r"Rate limit exceeded\. Try again at \d+"):
+                await flooder.subscribe(dapp, ["news"])
+            assert await db_snapshot(database_url) == before  # refused: nothing written
+            assert (await other.subscribe(dapp, ["news"]))["sbs"]  # another key has its own bucket
+            await flooder.watch()
+            with pytest.raises(RpcRefused, match="Rate limit exceeded"):
+                await flooder.watch()
+        assert limits.denied["wallet"] == 2
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)

@@ -127,9 +127,23 @@ async def test_rate_limits_per_project_and_per_subscriber() -> None:
     assert await limits.send("p2") == 0.0  # another project has its own bucket
     assert await limits.deliveries(["s1", "s2"]) == {"s1", "s2"}
     assert await limits.deliveries(["s1", "s3"]) == {"s3"}
-    assert limits.denied == {"send": 1, "subscriber": 1}
+    assert limits.denied == {"send": 1, "subscriber": 1, "wallet": 0}
     clock.now += 3600
     assert await limits.deliveries(["s1"]) == {"s1"}
+
+
+async def test_wallet_buckets_are_per_key_or_topic_and_the_longest_wait_wins() -> None:
+    clock = Clock()
+    limits = RateLimits(MemoryLimiter(clock=clock))
+    limits.wallet_rates = ((4000, "client", Rate(1.0, 1)), (4000, "topic", Rate(0.5, 2)), (4004, "topic", Rate(1.0, 1)))
+    assert await limits.wallet(4000, "project-topic", "did:key:a") == 0.0
+    assert await limits.wallet(4000, "project-topic", "did:key:a") == pytest.approx(1.0)  # a's bucket is empty
+    assert await limits.wallet(4000, "project-topic", "did:key:b") == pytest.approx(2.0)  # now the project's too
+    assert await limits.wallet(4004, "sub-topic", "did:key:a") == 0.0  # other tags have other buckets
+    assert await limits.wallet(4014, "sub-topic", "did:key:a") == 0.0  # a tag with no rule is never limited
+    assert limits.denied["wallet"] == 2
+    off = RateLimits(MemoryLimiter(clock=clock), wallet=False)
+    assert [await off.wallet(4004, "t", "k") for _ in range(20)] == [0.0] * 20
 
 
 async def test_a_bucket_switched_off_allows_everything() -> None:

@@ -194,11 +194,11 @@ class Process:
 
 
 async def start_process(name: str, args: list[str], *, port: int, tmp: Path, ready: str,
-                        timeout: float = 60) -> Process:
-    """Start ``python -m wcnotify.bench.fanout <args>`` and wait until ``GET /health`` contains ``ready``."""
+                        timeout: float = 60, module: str = "wcnotify.bench.fanout") -> Process:
+    """Start ``python -m <module> <args>`` and wait until ``GET /health`` contains ``ready``."""
     log = tmp / f"{name}.log"
     with log.open("ab") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "wcnotify.bench.fanout", *args],
+        proc = subprocess.Popen([sys.executable, "-m", module, *args],
                                 stdout=subprocess.DEVNULL, stderr=err)
     server = Process(name, proc, port, log)
     deadline = time.monotonic() + timeout
@@ -499,9 +499,9 @@ class WalletProcess:
     proc: asyncio.subprocess.Process
 
     @classmethod
-    async def start(cls, spec_path: Path) -> WalletProcess:
+    async def start(cls, spec_path: Path, module: str = "wcnotify.bench.fanout") -> WalletProcess:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "wcnotify.bench.fanout", "--serve-wallets", str(spec_path),
+            sys.executable, "-m", module, "--serve-wallets", str(spec_path),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=2**26,
         )
         return cls(proc)

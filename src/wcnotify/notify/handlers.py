@@ -23,7 +23,9 @@ Rules, in the order a request meets them:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -37,6 +39,7 @@ from wcnotify.keys.client import IdentityError, KeysServerUnavailableError
 from wcnotify.notify import sending, store, webhooks
 from wcnotify.notify.identity import ServerIdentity
 from wcnotify.notify.payload_ids import next_payload_id
+from wcnotify.notify.ratelimit import RateLimits
 from wcnotify.notify.store import Database, Project, Subscriber
 from wcnotify.protocol import jsonrpc
 from wcnotify.protocol.crypto import (
@@ -71,6 +74,22 @@ from wcnotify.protocol.jwt import (
 from wcnotify.spec import RpcSpec
 
 log = logging.getLogger("wcnotify.notify.handlers")
+
+# Requests whose JWT changes state: each JWT applies once, whatever envelope carries it. The message id
+# catches a re-published ciphertext; a JWT re-encrypted in a fresh envelope has a new id, and without this
+# an old delete would remove a later subscription, an old subscribe would undo a delete, an old update would
+# restore an old scope. Reads, mark-read (idempotent) and watch are left out: clients may legitimately send
+# byte-identical ones (same claims within one second).
+_ONCE_PER_JWT = frozenset(
+    {spec.NOTIFY_SUBSCRIBE.request_tag, spec.NOTIFY_UPDATE.request_tag, spec.NOTIFY_DELETE.request_tag}
+)
+
+
+def _jwt_marker(token: str) -> str:
+    """The handled_messages key of a JWT (kept until the JWT expires): sha256 of the token, domain-separated
+    from message ids (sha256 of the envelope)."""
+    return hashlib.sha256(b"wcnotify-jwt:" + token.encode()).hexdigest()
+
 
 _KEEP_FOREVER = 2**63 - 1  # the largest BigInteger (SQLite and PostgreSQL): handled_messages.expires_at
 
@@ -174,12 +193,14 @@ class WalletHandlers:
     """Handles relay events for wallet requests; the webhook and the catch-up fetch both call :meth:`handle`."""
 
     def __init__(
-        self, db: Database, resolver: Resolver, identity: ServerIdentity, *, clock: Callable[[], float] = time.time
+        self, db: Database, resolver: Resolver, identity: ServerIdentity, *, clock: Callable[[], float] = time.time,
+        limits: RateLimits | None = None,
     ) -> None:
         self.db = db
         self.resolver = resolver
         self.identity = identity
         self.clock = clock
+        self.limits = limits
 
     # -------------------------------------------------------------------------------- entry point
 
@@ -198,7 +219,12 @@ class WalletHandlers:
             return Outcome()
         outcome = Outcome()
         try:
+            if rpc.request_tag in _ONCE_PER_JWT and req.token:
+                async with self.db.read() as conn:
+                    if await store.handled(conn, _jwt_marker(req.token)) is not None:
+                        raise RequestError("This JWT was already used (a replay): sign a new request")
             await _VALIDATORS[rpc.request_tag](self, req)  # no transaction: may call the keys server
+            await self._rate_limit(req)
             async with self.db.write() as conn:
                 await self._commit(req, conn, outcome)
         except RequestError as exc:
@@ -214,6 +240,15 @@ class WalletHandlers:
                 done = await store.handled(conn, event.message_id)
             return self._replay(done) if done else Outcome()
         return outcome
+
+    async def _rate_limit(self, req: _Request) -> None:
+        """The request's buckets (spec.NOTIFY_WALLET_RATES), keyed by the verified ``iss`` or the topic."""
+        if self.limits is None:
+            return
+        iss = getattr(req.validated[0], "iss", "") if req.validated else ""
+        wait = await self.limits.wallet(req.rpc.request_tag, req.event.topic, iss)
+        if wait:
+            raise RequestError(spec.NOTIFY_REASON_WALLET_RATE_LIMITED.format(unix=math.ceil(self.clock() + wait)))
 
     def _replay(self, done: store.Handled) -> Outcome:
         return Outcome(
@@ -242,6 +277,10 @@ class WalletHandlers:
             subscribe_topic=req_outcome.subscribe[0] if req_outcome.subscribe else None,
         ):
             raise _Duplicate
+        if req.rpc.request_tag in _ONCE_PER_JWT and not await store.record_handled(
+            conn, _jwt_marker(req.token), expires_at=self._keep_until(req), response=None, subscribe_topic=None,
+        ):
+            raise _Duplicate  # the same JWT in another envelope, handled concurrently: only one applies
 
     # -------------------------------------------------------------------------- opening a request
 
@@ -358,6 +397,21 @@ class WalletHandlers:
             out.append(_publish_params(topic_of(key), key, payload, rpc.request_ttl, rpc.request_tag))
         return out
 
+    async def _caller_view(
+        self, conn: AsyncConnection, req: _Request, address: str, account: Account, claims: Any
+    ) -> list[dict[str, Any]]:
+        """The answer's ``sbs``: what the caller's own watcher sees (every app for an all-apps watcher), as the
+        reference does with mjv >= 1 (the caller's watcher is then told nothing else). Without a watcher, or
+        with mjv 0, this app's subscriptions. notify-client replaces its whole list with this ``sbs``: an
+        answer listing one app made it forget the others."""
+        project = req.project
+        assert project is not None
+        if _mjv(claims) >= 1:
+            for w in await store.watchers_of(conn, address, project, req.now):
+                if w.did_key == claims.iss:
+                    return await store.subscriptions_view(conn, address, str(account), project_id=w.project)
+        return await store.subscriptions_view(conn, address, str(account), project_id=project.id)
+
     # -------------------------------------------------------------------------------- subscribe
 
     async def _validate_subscribe(self, req: _Request) -> None:
@@ -389,7 +443,7 @@ class WalletHandlers:
             extra[spec.NOTIFY_SUBSCRIBE_KEY_CLAIM] = z.public_key.hex()
             queued_welcome = await sending.queue_welcome(conn, project, subscriber, now_ms)
         await webhooks.record_change(conn, project, existing, subscriber, now_ms=now_ms)  # same transaction
-        sbs = await store.subscriptions_view(conn, subscriber.address, str(account), project_id=project.id)
+        sbs = await self._caller_view(conn, req, subscriber.address, account, claims)
         jwt = NotifySubscriptionResponseClaims(
             iat=req.now, exp=req.response_exp, iss=project.authentication_did,
             aud=claims.iss, sub=claims.sub, app=claims.app, sbs=sbs, extra=extra,
@@ -424,7 +478,7 @@ class WalletHandlers:
             conn, current, scope, expiry=req.now + spec.NOTIFY_SUBSCRIPTION_TTL, now_ms=req.now * 1000
         )
         await webhooks.record_change(conn, project, current, renewed, now_ms=req.now * 1000)
-        sbs = await store.subscriptions_view(conn, current.address, str(account), project_id=project.id)
+        sbs = await self._caller_view(conn, req, current.address, account, claims)
         jwt = NotifyUpdateResponseClaims(
             iat=req.now, exp=req.response_exp, iss=project.authentication_did,
             aud=claims.iss, sub=claims.sub, app=claims.app, sbs=sbs,
@@ -444,7 +498,7 @@ class WalletHandlers:
             raise RequestError("The subscription no longer exists")
         await store.delete_subscriber(conn, current)
         await webhooks.record_change(conn, project, current, None, now_ms=req.now * 1000)
-        sbs = await store.subscriptions_view(conn, current.address, str(account), project_id=project.id)
+        sbs = await self._caller_view(conn, req, current.address, account, claims)
         jwt = NotifyDeleteResponseClaims(
             iat=req.now, exp=req.response_exp, iss=project.authentication_did,
             aud=claims.iss, sub=claims.sub, app=claims.app, sbs=sbs,

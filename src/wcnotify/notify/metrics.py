@@ -60,7 +60,7 @@ class _ServiceCollector(Collector):
             ("relay_outages", "Times delivery paused because the relay was unreachable.", d.outages if d else 0),
         ):
             yield CounterMetricFamily(PREFIX + name, doc, value=value)
-        denied = CounterMetricFamily(PREFIX + "rate_limited", "Requests (send) or deliveries (subscriber) "
+        denied = CounterMetricFamily(PREFIX + "rate_limited", "Requests (send, wallet) or deliveries (subscriber) "
                                      "refused by a rate limit.", labels=["bucket"])
         for bucket, count in self.limits.denied.items():
             denied.add_metric([bucket], count)

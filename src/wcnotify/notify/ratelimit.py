@@ -101,6 +101,18 @@ SEND_RATE = parse_rate(spec.NOTIFY_SEND_RATE)
 SUBSCRIBER_RATE = parse_rate(spec.NOTIFY_SUBSCRIBER_RATE)
 
 
+def _wallet_rates() -> tuple[tuple[int, str, Rate], ...]:
+    rates = []
+    for tag, scope, text in spec.NOTIFY_WALLET_RATES:
+        rate = parse_rate(text)
+        assert rate is not None, text
+        rates.append((tag, scope, rate))
+    return tuple(rates)
+
+
+WALLET_RATES = _wallet_rates()
+
+
 def take_token(
     state: tuple[float, float] | None, rate: Rate, now: float, cost: float = 1.0
 ) -> tuple[tuple[float, float], float]:
@@ -245,20 +257,21 @@ class RateLimits:
     """The notify server's two buckets over one :class:`Limiter`; a rate of None switches a bucket off."""
 
     def __init__(self, limiter: Limiter, send: Rate | None = SEND_RATE,
-                 subscriber: Rate | None = SUBSCRIBER_RATE) -> None:
+                 subscriber: Rate | None = SUBSCRIBER_RATE, wallet: bool = True) -> None:
         self.limiter = limiter
         self.send_rate = send.check("send rate") if send is not None else None
         self.subscriber_rate = subscriber.check("subscriber rate") if subscriber is not None else None
-        self.denied = {"send": 0, "subscriber": 0}  # for /metrics
+        self.denied = {"send": 0, "subscriber": 0, "wallet": 0}  # for /metrics
+        self.wallet_rates: tuple[tuple[int, str, Rate], ...] = WALLET_RATES if wallet else ()
 
     @classmethod
     def open(
         cls, redis_url: str | None, redis_prefix: str = spec.NOTIFY_RATE_REDIS_PREFIX, *,
-        send: Rate | None = SEND_RATE, subscriber: Rate | None = SUBSCRIBER_RATE,
+        send: Rate | None = SEND_RATE, subscriber: Rate | None = SUBSCRIBER_RATE, wallet: bool = True,
     ) -> RateLimits:
         """In Redis when ``redis_url`` is given (replicas share the buckets), else in this process."""
         limiter: Limiter = RedisLimiter.from_url(redis_url, redis_prefix) if redis_url else MemoryLimiter()
-        return cls(limiter, send, subscriber)
+        return cls(limiter, send, subscriber, wallet)
 
     async def send(self, project_id: str) -> float:
         """Take a send token of the project: 0.0 to go ahead, else the seconds to wait."""
@@ -277,6 +290,22 @@ class RateLimits:
         allowed = {s for s, wait in zip(subscriber_ids, waits, strict=True) if not wait}
         self.denied["subscriber"] += len(subscriber_ids) - len(allowed)
         return allowed
+
+    async def wallet(self, tag: int, topic: str, iss: str) -> float:
+        """Take the wallet-request tokens of ``tag`` (spec.NOTIFY_WALLET_RATES): 0.0, or the longest wait.
+
+        Every bucket of the request is asked; a bucket that grants spends its token even when another denies
+        (the buckets are independent, as in the reference's multi-key Lua script)."""
+        if not self.wallet_rates:
+            return 0.0
+        waits = [0.0]
+        for rule_tag, scope, rate in self.wallet_rates:
+            if rule_tag == tag:
+                [wait] = await self.limiter.take([f"w{tag}:{scope}:{iss if scope == 'client' else topic}"], rate)
+                waits.append(wait)
+        if max(waits):
+            self.denied["wallet"] = self.denied.get("wallet", 0) + 1
+        return max(waits)
 
     async def aclose(self) -> None:
         await self.limiter.aclose()

@@ -57,6 +57,7 @@ class NotifyConfig:
     redis_prefix: str = spec.NOTIFY_RATE_REDIS_PREFIX  # every rate-limit key of this deployment starts so
     send_rate: Rate | None = SEND_RATE  # /notify requests per project: (tokens per second, burst)
     subscriber_rate: Rate | None = SUBSCRIBER_RATE  # notifications per subscriber: (tokens per second, burst)
+    wallet_rates: bool = True  # the wallet-request buckets of spec.NOTIFY_WALLET_RATES (subscribe, watch, delete…)
     metrics_public: bool = False  # GET /metrics without the admin token (for a private port)
 
 
@@ -74,7 +75,7 @@ class NotifyService:
         self.webhooks = WebhookDispatcher(clock=clock, timeout=config.webhook_timeout,
                                           retry_base=config.webhook_retry_base)
         self.limits = RateLimits.open(config.redis_url, config.redis_prefix, send=config.send_rate,
-                                      subscriber=config.subscriber_rate)
+                                      subscriber=config.subscriber_rate, wallet=config.wallet_rates)
         self.metrics = NotifyMetrics(self.limits)
         self._db: Database | None = None
         self._handlers: WalletHandlers | None = None
@@ -97,7 +98,7 @@ class NotifyService:
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
         self._db = Database(await open_database(self.config.database_url))
-        self._handlers = WalletHandlers(self.db, self.resolver, self.identity, clock=self.clock)
+        self._handlers = WalletHandlers(self.db, self.resolver, self.identity, clock=self.clock, limits=self.limits)
         self._deliverer = Deliverer(self.db, self.relay, config=self.config.delivery, clock=self.clock)
         self.metrics.attach(self._deliverer)
         self._tasks = [
