@@ -25,10 +25,7 @@ import json
 import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -40,6 +37,7 @@ import typer.main
 from wcnotify.cli import app
 
 from .conftest import POSTGRES_URL, RedisService, service_unavailable
+from .doc_runner import ShellSession, sh_commands
 from .test_relay_durability import free_port
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "deployment.md"
@@ -50,12 +48,7 @@ ACCOUNT = "eip155:1:0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
 
 def guide_commands() -> list[str]:
     """Every command of the guide's ``sh`` blocks, in order (``\\`` continuations joined)."""
-    commands: list[str] = []
-    for block in re.findall(r"```sh\n(.*?)```", GUIDE.read_text(), re.DOTALL):
-        for line in block.replace("\\\n", " ").splitlines():
-            if line.strip() and not line.lstrip().startswith("#"):
-                commands.append(line.strip())
-    return commands
+    return sh_commands(GUIDE)
 
 
 # ------------------------------------------------------------------------------ configuration table
@@ -134,18 +127,6 @@ def databases() -> Iterator[tuple[str, str]]:
             asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)  # the group this test made for it (bash and its wcnotify)
-    for proc in procs:
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-
-
 async def _restored_project_ids(url: str) -> list[str]:
     conn = await asyncpg.connect(url, timeout=3)
     try:
@@ -177,34 +158,17 @@ def test_the_deployment_guide_runs_as_written(
     }
     for name in ("WCNOTIFY_SEED", "WCNOTIFY_ADMIN_TOKEN", "WCNOTIFY_SERVER_URL"):  # the guide makes its own
         env.pop(name, None)
-    deadline = time.monotonic() + BUDGET
-    procs: list[subprocess.Popen[bytes]] = []
-    outputs: list[tuple[str, str]] = []
-    envfile = tmp_path / ".env-after"
+
+    def substitute(command: str) -> str:  # the guide's ports become the free ones
+        return re.sub(r"\b(" + "|".join(GUIDE_PORTS) + r")\b", lambda m: ports[m[1]], command)
+
+    session = ShellSession(tmp_path, env, BUDGET, substitute)
     try:
         for written in guide_commands():
-            command = re.sub(r"\b(" + "|".join(GUIDE_PORTS) + r")\b", lambda m: ports[m[1]], written)
-            left = deadline - time.monotonic()
-            assert left > 0, f"the guide took over {BUDGET} s; stopped before: {written}"
-            if command.endswith("&"):
-                log = (tmp_path / f"process-{len(procs)}.log").open("wb")
-                procs.append(subprocess.Popen(["bash", "-c", command[:-1]], cwd=tmp_path, env=env, stdout=log,
-                                              stderr=subprocess.STDOUT, start_new_session=True))
-                continue
-            script = f"{command}\n__rc=$?\nenv -0 > {envfile}\nexit $__rc\n"
-            try:
-                done = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True,
-                                      text=True, timeout=left, check=False)
-            except subprocess.TimeoutExpired:
-                logs = "\n".join(p.read_text(errors="replace")[-2000:] for p in sorted(tmp_path.glob("process-*.log")))
-                pytest.fail(f"timed out: {written}\nprocess logs:\n{logs}")
-            assert done.returncode == 0, f"{written}\nexited {done.returncode}:\n{done.stdout}\n{done.stderr}"
-            env = dict(item.split("=", 1) for item in envfile.read_text().split("\0") if "=" in item)
-            outputs.append((written, done.stdout))
-            for proc in procs:
-                assert proc.poll() is None, f"a process of the guide exited ({proc.args}): see {tmp_path}"
+            session.run(written)
     finally:
-        _stop(procs)
+        session.stop()
+    env, outputs, procs = session.env, session.outputs, session.procs
     assert all(proc.returncode is not None for proc in procs) and len(procs) == 5
 
     # what the commands did
