@@ -1,4 +1,4 @@
-"""Dapp-side commands: ``wcnotify types …``, ``wcnotify send``, ``wcnotify webhooks …`` and ``project update``.
+"""Dapp-side commands: ``wcnotify types …``, ``send``, ``webhooks …``, ``project update`` and ``project rotate-secret``.
 
 They are thin over :class:`wcnotify.dapp.NotifyDappClient` and take the project's credentials from options or
 the environment (``--server``/``WCNOTIFY_SERVER_URL``, ``--project``/``WCNOTIFY_PROJECT_ID``,
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from wcnotify import spec
-from wcnotify.cli_common import JSON_HELP, CommandError, literal, print_json, run, stderr, stdout
+from wcnotify.cli_common import JSON_HELP, CommandError, fail, literal, print_json, run, stderr, stdout
 
 if TYPE_CHECKING:
     from wcnotify.dapp import Notification, NotificationType, NotifyDappClient, SendResult
@@ -64,6 +64,7 @@ def register(app: typer.Typer, project_app: typer.Typer) -> None:
     app.command("send")(send)
     app.add_typer(webhooks_app, name="webhooks")
     project_app.command("update")(project_update)
+    project_app.command("rotate-secret")(project_rotate_secret)
 
 
 # ----------------------------------------------------------------------------------------- plumbing
@@ -589,3 +590,82 @@ def project_update(
     if info.listed and not info.app_domain:
         console.print("listed, but the registry shows it only once it has an app domain (project create "
                       "--app-domain)")
+
+
+def project_rotate_secret(
+    project_id: str = typer.Argument(..., metavar="PROJECT_ID", envvar="WCNOTIFY_PROJECT_ID", show_default=False,
+                                     help="The project whose API secret to replace (default: WCNOTIFY_PROJECT_ID)."),
+    *,
+    grace: int = typer.Option(
+        0, "--grace", metavar="SECONDS", min=0, max=spec.NOTIFY_SECRET_GRACE_MAX,
+        help="Keep the old secret working this long, to roll the new one out to every backend first "
+        f"(at most {spec.NOTIFY_SECRET_GRACE_MAX} s). 0: the old secret stops at once (a leaked secret).",
+    ),
+    server: str = _SERVER,
+    secret: str | None = typer.Option(None, "--secret", envvar="WCNOTIFY_PROJECT_SECRET", show_default=False,
+                                      help="The project's current API secret (used when given)."),
+    admin_token: str | None = typer.Option(None, "--admin-token", envvar="WCNOTIFY_ADMIN_TOKEN", show_default=False,
+                                           help="The server's admin token (used when no --secret is given)."),
+    as_json: bool = _JSON,
+) -> None:
+    """Issue a new API secret for the project, printed once (the server keeps only its hash).
+
+    Takes the current secret or the admin token. --grace SECONDS keeps the old secret working that long.
+
+    Example: wcnotify project rotate-secret $WCNOTIFY_PROJECT_ID --grace 3600
+    """
+    import time
+
+    if not secret and not admin_token:
+        fail("no credentials: pass the project's current secret (--secret or "
+                                "WCNOTIFY_PROJECT_SECRET) or the server's admin token (--admin-token or "
+                                "WCNOTIFY_ADMIN_TOKEN)")
+
+    async def main() -> str:
+        if secret:
+            async with _client(server, project_id, secret) as client:
+                return await client.rotate_secret(grace)
+        import httpx
+
+        from wcnotify.dapp import NotifyAdminClient
+
+        assert admin_token
+        async with (httpx.AsyncClient(follow_redirects=False, trust_env=False) as http,
+                    NotifyAdminClient(server, admin_token, http=http) as admin):
+            return (await admin.rotate_project_secret(project_id, grace)).secret
+
+    explain = _explainer(server, project_id)
+
+    def explain_rotation(exc: BaseException) -> str | None:
+        from wcnotify.dapp import ConflictError, ServerUnreachableError, UnauthorizedError
+
+        if isinstance(exc, UnauthorizedError):
+            if secret:
+                return (f"the notify server at {server} refused the secret for project {project_id} (HTTP "
+                        f"{exc.status}): check it (--secret, WCNOTIFY_PROJECT_SECRET); if the dapp lost its "
+                        "secret, the operator rotates it with the admin token (--admin-token, without --secret)")
+            return (f"the notify server at {server} refused the admin token: pass the one it printed at start "
+                    "(--admin-token or WCNOTIFY_ADMIN_TOKEN)")
+        if isinstance(exc, ConflictError):
+            return f"nothing changed: {exc.message}"
+        if isinstance(exc, ServerUnreachableError) and exc.__cause__ is not None and "no answer" in exc.message:
+            return (f"no answer from the notify server at {server} in time: the secret may or may not have been "
+                    "rotated. Try the old secret (e.g. `wcnotify types list`); if it is refused, rotate again with "
+                    "the admin token")
+        return explain(exc)
+
+    new_secret = run(main(), explain_rotation)
+    until = int(time.time()) + grace if grace else None
+    if as_json:
+        print_json({"projectId": project_id, "secret": new_secret, "graceSeconds": grace})
+        return
+    console = stdout()
+    console.print(f"project {literal(project_id)}: API secret rotated")
+    console.print(f"  secret: {new_secret}")
+    if until is None:
+        console.print("the old secret stopped working now")
+    else:
+        shown = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(until))
+        console.print(f"the old secret keeps working for {grace} s (until about {shown}), then stops")
+    console.print("Next: give the new secret to the dapp's backends (export WCNOTIFY_PROJECT_SECRET=<secret>); "
+                  "it is shown only once", soft_wrap=True)

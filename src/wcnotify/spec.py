@@ -277,6 +277,7 @@ RELAY_REDIS_KEY_PREFIX: Final = "wcnotify:relay:"
 RELAY_REDIS_SUBSCRIBE_TIMEOUT: Final = 5.0  # seconds a subscribe waits for the node's pub/sub to listen
 RELAY_REDIS_RECONNECT_MIN: Final = 0.1  # seconds before re-opening pub/sub after Redis went away, doubled
 RELAY_REDIS_RECONNECT_MAX: Final = 5.0
+RELAY_REDIS_TASK_STOP_TIMEOUT: Final = 1.0  # seconds a reconnect waits for the old connection's tasks to stop
 RELAY_REDIS_PURGE_BATCH: Final = 500  # topics swept per purge script call (keeps each call short)
 # watch webhooks: persistence and delivery (wcnotify choices)
 RELAY_HTTP_SUBSCRIPTION_TTL: Final = THIRTY_DAYS  # a standing POST /rpc subscription; subscribing again renews it
@@ -373,6 +374,9 @@ NOTIFY_BODY_MAX: Final = 255
 NOTIFY_ICON_URL_MAX: Final = 255
 NOTIFY_SEND_MAX_ACCOUNTS: Final = 500
 NOTIFY_SUBSCRIBERS_LOOKUP_MAX: Final = 100  # accounts per POST /v1/{projectId}/subscribers
+# POST /v1/{projectId}/secret/rotate: how long the replaced secret may keep working (its "grace_seconds"), so a
+# dapp can roll the new one across several backends; 0 (the default) ends the old secret at once
+NOTIFY_SECRET_GRACE_MAX: Final = 7 * DAY
 NOTIFY_REASON_NOT_SUBSCRIBED_TO_TYPE: Final = "Client is not subscribed to this notification type"  # /notify failed[]
 NOTIFY_REASON_RATE_LIMITED: Final = "Rate limit exceeded"  # /notify failed[]: the subscriber's bucket is empty
 # the reference's buckets (reference-server.md §1.5), as COUNT/UNIT:BURST: /notify requests per project, and

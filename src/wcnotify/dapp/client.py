@@ -1,5 +1,5 @@
 """The dapp API of a notify server, from Python: :class:`NotifyDappClient` for one project (its secret),
-:class:`NotifyAdminClient` for the operator (the admin token) to create projects.
+:class:`NotifyAdminClient` for the operator (the admin token) to create projects and rotate their secrets.
 
 Why it looks the way it does:
 
@@ -196,6 +196,19 @@ class NotifyDappClient(_ApiClient):
         data = await self._call("PATCH", f"/v1/{self._p}/project", json=changes)
         return self._read(ProjectInfo.from_json, data, "PATCH project")
 
+    async def rotate_secret(self, grace_seconds: int = 0) -> str:
+        """A new API secret for the project, returned once (the server keeps only its hash); from then on this
+        client uses it. With ``grace_seconds`` (at most ``spec.NOTIFY_SECRET_GRACE_MAX``) the old secret keeps
+        working that long, so the new one can be rolled out to every backend first; with 0 it stops at once.
+        Only the current secret can rotate. If another rotation finished first, this one changes nothing and
+        raises :class:`~wcnotify.dapp.errors.ConflictError`. Store the result before anything else: if the
+        answer is lost (:class:`~wcnotify.dapp.errors.ServerUnreachableError`) the rotation may have happened,
+        and only the admin token can rotate again (:meth:`NotifyAdminClient.rotate_project_secret`)."""
+        data = await self._call("POST", f"/v1/{self._p}/secret/rotate", json={"grace_seconds": grace_seconds})
+        secret = self._read(lambda d: str(d["secret"]), data, "POST secret/rotate")
+        self._token = secret
+        return secret
+
     async def did_document(self) -> dict[str, Any]:
         """The did:web document to serve at ``/.well-known/did.json`` of the app domain. Public: no secret is
         sent. :class:`~wcnotify.dapp.errors.NotFoundError` until :meth:`set_app_domain` was called."""
@@ -384,6 +397,14 @@ class NotifyAdminClient(_ApiClient):
     async def list_projects(self) -> list[ProjectInfo]:
         data = await self._call("GET", "/v1/projects")
         return self._read(lambda d: [ProjectInfo.from_json(p) for p in d], data, "projects")
+
+    async def rotate_project_secret(self, project_id: str, grace_seconds: int = 0) -> ProjectCredentials:
+        """A new API secret for the project (the operator's way in when the dapp lost its secret, or it
+        leaked). ``grace_seconds`` as for :meth:`NotifyDappClient.rotate_secret`."""
+        data = await self._call("POST", f"/v1/{_segment(project_id)}/secret/rotate",
+                                json={"grace_seconds": grace_seconds})
+        return self._read(lambda d: ProjectCredentials(str(d["projectId"]), str(d["secret"])), data,
+                          "POST secret/rotate")
 
     def dapp_client(self, credentials: ProjectCredentials) -> NotifyDappClient:
         """A client for the project, sharing this client's connections (close this one last)."""

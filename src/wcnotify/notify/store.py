@@ -49,6 +49,14 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def new_secret() -> str:
+    """A project API secret: 256 random bits, hex (what project creation and rotation hand out)."""
+    return secrets.token_hex(32)
+
+
+_NO_HASH = "0" * 64  # compared against when a project has no previous secret, so every check costs the same
+
+
 class DomainTakenError(Exception):
     """Another project already holds this app domain."""
 
@@ -158,7 +166,7 @@ async def create_project(
     conn: AsyncConnection, *, name: str, description: str, icons: Sequence[str], now_ms: int
 ) -> tuple[Project, str]:
     """A new project and its API secret (returned once; only its hash is stored)."""
-    secret = secrets.token_hex(32)
+    secret = new_secret()
     values = {
         "id": new_id(), "project_id": secrets.token_hex(16), "name": name, "description": description,
         "icons": orjson.dumps(list(icons)).decode(), "secret_hash": hash_secret(secret), "created_at": now_ms,
@@ -184,12 +192,72 @@ async def project_by_id(conn: AsyncConnection, id_: str) -> Project | None:
     return Project.of(row) if row else None
 
 
-async def authenticate_project(conn: AsyncConnection, project_id: str, secret: str) -> Project | None:
-    """The project when ``secret`` is its API secret (compared in constant time), else None."""
+@dataclass(frozen=True)
+class SecretMatch:
+    """Which of a project's secrets a presented one is, as :func:`match_secret` found it."""
+
+    project: Project
+    current: bool  # False: the previous secret, within its grace period
+    secret_hash: str  # the project's current secret hash when it was read (what a rotation replaces)
+
+
+async def match_secret(conn: AsyncConnection, project_id: str, secret: str, *, now_ms: int) -> SecretMatch | None:
+    """Whether ``secret`` is the project's current API secret or, until ``previous_secret_expires_at``, the one a
+    rotation replaced; None when it is neither (or the project does not exist). Both hashes are compared in
+    constant time, every time."""
     row = (await conn.execute(select(projects).where(projects.c.project_id == project_id))).first()
-    if row is None or not hmac.compare_digest(row._mapping["secret_hash"], hash_secret(secret)):
+    if row is None:
         return None
-    return Project.of(row)
+    m = row._mapping
+    presented = hash_secret(secret)
+    current = hmac.compare_digest(m["secret_hash"], presented)
+    expires = m["previous_secret_expires_at"]
+    in_grace = m["previous_secret_hash"] is not None and expires is not None and now_ms < int(expires)
+    previous = hmac.compare_digest(m["previous_secret_hash"] if in_grace else _NO_HASH, presented) and in_grace
+    if not (current or previous):
+        return None
+    return SecretMatch(Project.of(row), current, m["secret_hash"])
+
+
+async def authenticate_project(conn: AsyncConnection, project_id: str, secret: str, *, now_ms: int) -> Project | None:
+    """The project when ``secret`` is its API secret, or its previous one still in its grace period (see
+    :func:`match_secret`), else None."""
+    found = await match_secret(conn, project_id, secret, now_ms=now_ms)
+    return found.project if found else None
+
+
+async def current_secret_hash(conn: AsyncConnection, project: Project) -> str | None:
+    row = (await conn.execute(select(projects.c.secret_hash).where(projects.c.id == project.id))).first()
+    return row.secret_hash if row else None
+
+
+async def rotate_secret(
+    conn: AsyncConnection, project: Project, *, expected_hash: str, grace_ms: int, now_ms: int
+) -> tuple[str, int | None] | None:
+    """Give the project a new API secret, in one UPDATE: the new secret and when the replaced one stops
+    working (None: at once), or None when the current secret is no longer ``expected_hash`` (another rotation
+    got there first; nothing changed).
+
+    The UPDATE is a compare-and-set on ``secret_hash``, so of rotations that started from the same secret
+    exactly one succeeds, on SQLite (writers are serialised) and PostgreSQL (the loser's UPDATE waits for the
+    winner's row lock, then finds the hash changed). Only the new secret's hash is stored. A grace period
+    keeps the replaced secret as the previous one until ``now_ms + grace_ms``; any older previous secret stops
+    at once, as does the replaced one when ``grace_ms`` is 0.
+    """
+    secret = new_secret()
+    expires_at = now_ms + grace_ms if grace_ms > 0 else None
+    result = await conn.execute(
+        update(projects)
+        .where(projects.c.id == project.id, projects.c.secret_hash == expected_hash)
+        .values(
+            secret_hash=hash_secret(secret),
+            previous_secret_hash=expected_hash if expires_at is not None else None,
+            previous_secret_expires_at=expires_at,
+        )
+    )
+    if result.rowcount != 1:
+        return None
+    return secret, expires_at
 
 
 async def project_by_topic(conn: AsyncConnection, topic: str) -> Project | None:

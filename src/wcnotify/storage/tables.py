@@ -62,6 +62,10 @@ projects = Table(
     Column("description", Text, nullable=False, default=""),
     Column("icons", Text, nullable=False, default="[]"),  # JSON list of URLs
     Column("secret_hash", String(64), nullable=False),  # sha256 hex of the API secret
+    # after POST /v1/{projectId}/secret/rotate with a grace period: the replaced secret's hash, accepted until
+    # previous_secret_expires_at (Unix ms); both NULL when no old secret is in its grace period
+    Column("previous_secret_hash", String(64)),
+    Column("previous_secret_expires_at", BigInteger),
     Column("app_domain", String(253), unique=True),  # set by subscribe-topic
     Column("topic", String(64), unique=True),  # sha256(subscribe public key)
     Column("subscribe_private", String(64)),

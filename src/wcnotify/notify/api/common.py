@@ -9,6 +9,7 @@ runtime. The service reaches routes through ``request.app.state.service`` (:func
 """
 
 import hmac
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
@@ -88,10 +89,42 @@ async def project_auth(
     if secret is None:
         raise ApiError(401, "Unauthorized: send the project secret as 'Authorization: Bearer <secret>'")
     async with service.db.read() as conn:
-        project = await store.authenticate_project(conn, project_id, secret)
+        project = await store.authenticate_project(conn, project_id, secret, now_ms=service.now_ms())
     if project is None:
         raise ApiError(401, "Invalid project id or secret")
     return project
+
+
+@dataclass(frozen=True)
+class ProjectCaller:
+    """Who called a route that takes the project secret or the admin token (:func:`project_or_admin`)."""
+
+    project: Project
+    admin: bool  # the admin token
+    current: bool  # the current secret (or the admin token); False: the previous one, in its grace period
+    secret_hash: str  # the project's current secret hash, as read when the request was authorised
+
+
+async def project_or_admin(
+    project_id: str, service: Service, authorization: Annotated[str | None, Header()] = None
+) -> ProjectCaller:
+    token = bearer_token(authorization)
+    if token is None:
+        raise ApiError(
+            401, "Unauthorized: send the project secret or the admin token as 'Authorization: Bearer <secret>'"
+        )
+    if hmac.compare_digest(token.encode(), service.config.admin_token.encode()):
+        async with service.db.read() as conn:
+            project = await store.project_by_public_id(conn, project_id)
+            secret_hash = await store.current_secret_hash(conn, project) if project else None
+        if project is None or secret_hash is None:
+            raise ApiError(404, f"no project {project_id[:64]!r}")
+        return ProjectCaller(project, admin=True, current=True, secret_hash=secret_hash)
+    async with service.db.read() as conn:
+        found = await store.match_secret(conn, project_id, token, now_ms=service.now_ms())
+    if found is None:
+        raise ApiError(401, "Invalid project id or secret")
+    return ProjectCaller(found.project, admin=False, current=found.current, secret_hash=found.secret_hash)
 
 
 async def public_project(project_id: str, service: Service) -> Project:
@@ -105,3 +138,4 @@ async def public_project(project_id: str, service: Service) -> Project:
 Admin = Depends(admin)
 AuthedProject = Annotated[Project, Depends(project_auth)]
 PublicProject = Annotated[Project, Depends(public_project)]
+ProjectOrAdmin = Annotated[ProjectCaller, Depends(project_or_admin)]

@@ -12,11 +12,19 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse, Response
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from wcnotify import spec
 from wcnotify.notify import store
-from wcnotify.notify.api.common import Admin, ApiError, AuthedProject, Body, PublicProject, Service
+from wcnotify.notify.api.common import (
+    Admin,
+    ApiError,
+    AuthedProject,
+    Body,
+    ProjectOrAdmin,
+    PublicProject,
+    Service,
+)
 from wcnotify.notify.store import DomainTakenError, Project
 from wcnotify.protocol.did import DidError, build_did_document, normalize_domain
 from wcnotify.relay.client import RelayClientError
@@ -28,6 +36,14 @@ class ProjectIn(Body):
     name: str = Field(min_length=1, max_length=255)
     description: str = Field(default="", max_length=1000)
     icons: list[Annotated[str, Field(min_length=1, max_length=255)]] = Field(default_factory=list, max_length=10)
+
+
+class RotateSecretIn(Body):
+    # unknown fields are refused here, unlike other bodies: a misspelt "grace_seconds" must not silently
+    # become a rotation that ends the old secret at once
+    model_config = ConfigDict(extra="forbid")
+
+    grace_seconds: int = Field(default=0, ge=0, le=spec.NOTIFY_SECRET_GRACE_MAX, strict=True)
 
 
 class SubscribeTopicIn(Body):
@@ -80,6 +96,33 @@ async def list_projects(service: Service) -> list[dict[str, Any]]:
 @router.get("/v1/{project_id}/project")
 async def get_project(project: AuthedProject) -> dict[str, Any]:
     return project_json(project)
+
+
+@router.post("/v1/{project_id}/secret/rotate")
+async def rotate_secret(
+    caller: ProjectOrAdmin, service: Service, body: RotateSecretIn | None = None
+) -> dict[str, Any]:
+    """A new API secret, shown in this answer only (only its hash is stored). With ``grace_seconds`` the
+    replaced secret keeps working until ``previousSecretExpiresAt`` (Unix ms); without, it stops at once.
+    Takes the current project secret or the admin token; of concurrent rotations one wins, the others get 409."""
+    grace_seconds = body.grace_seconds if body is not None else 0
+    if not caller.current:
+        raise ApiError(
+            409, "this secret was already rotated: it is the previous one, accepted until its grace period ends, "
+            "but it cannot rotate; rotate with the current secret or the admin token",
+        )
+    async with service.db.write() as conn:
+        rotated = await store.rotate_secret(
+            conn, caller.project, expected_hash=caller.secret_hash, grace_ms=grace_seconds * 1000,
+            now_ms=service.now_ms(),
+        )
+    if rotated is None:
+        raise ApiError(
+            409, "another rotation of this project's secret finished first; nothing changed: use the secret it "
+            "returned (rotate again with it, or with the admin token, if you need another)",
+        )
+    secret, expires_at = rotated
+    return {"projectId": caller.project.project_id, "secret": secret, "previousSecretExpiresAt": expires_at}
 
 
 async def subscribe_topic(body: SubscribeTopicIn, project: AuthedProject, service: Service) -> dict[str, str]:
