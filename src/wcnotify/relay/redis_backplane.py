@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from wcnotify import spec
@@ -118,13 +119,24 @@ class RedisBackplane:
 
     async def publish(self, messages: Sequence[StoredMessage], _now: float) -> None:
         """PUBLISH each newly stored message to its topic's channel (a RelayState.on_publish hook)."""
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for m in messages:
-                    pipe.publish(self.channel(m.topic), encode(self.node, m))
-                await pipe.execute()
-        except RedisError as exc:  # stored already: other nodes' subscribers get it from the mailbox
-            log.warning("redis publish failed (%s); %d message(s) stay in the mailbox only", exc, len(messages))
+        payloads = [(self.channel(m.topic), encode(self.node, m)) for m in messages]
+        for attempt in (1, 2):
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for channel, payload in payloads:
+                        pipe.publish(channel, payload)
+                    await pipe.execute()
+                return
+            except RedisConnectionError as exc:
+                # a pooled connection Redis dropped meanwhile fails once; the retry takes a fresh one. If Redis
+                # had taken the first attempt before the drop, a live subscriber on another node gets the push
+                # twice before acking it. Relay delivery is at least once anyway (an unacked push is sent again
+                # on the next subscribe), which is why clients track message ids (the JS relayer's MessageTracker)
+                if attempt == 2:
+                    log.warning("redis publish failed (%s); %d message(s) stay in the mailbox only", exc, len(messages))
+            except RedisError as exc:  # stored already: other nodes' subscribers get it from the mailbox
+                log.warning("redis publish failed (%s); %d message(s) stay in the mailbox only", exc, len(messages))
+                return
 
     async def announce(self, notice: bytes) -> None:
         """Send ``notice`` to every other node's ``on_notice`` (at most once; a node that is away misses it)."""
@@ -151,6 +163,10 @@ class RedisBackplane:
         delay = self.reconnect_min
         while True:
             pubsub = self.redis.pubsub()
+            # each connection gets its own wake-up event: a command task of an earlier connection that outlived
+            # its cancellation (below) can then never take a wake-up meant for the current one
+            wake = self._wake = asyncio.Event()
+            tasks: set[asyncio.Task[None]] = set()
             try:
                 self._sent.clear()
                 self._confirmed.clear()
@@ -161,13 +177,8 @@ class RedisBackplane:
                 if self.connects > 1 and self.on_reconnect is not None:
                     self.on_reconnect()
                 delay = self.reconnect_min
-                tasks = {asyncio.create_task(self._read(pubsub)), asyncio.create_task(self._command(pubsub))}
-                try:
-                    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    for task in tasks:
-                        task.cancel()
-                    await asyncio.gather(*tasks, return_exceptions=True)
+                tasks = {asyncio.create_task(self._read(pubsub)), asyncio.create_task(self._command(pubsub, wake))}
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     task.result()
             except asyncio.CancelledError:
@@ -176,16 +187,36 @@ class RedisBackplane:
                 log.warning("redis pub/sub lost (%s: %s); reconnecting in %.1f s", type(exc).__name__, exc, delay)
             finally:
                 self._connected.clear()
+                await self._retire(tasks, wake)
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.reconnect_max)
 
-    async def _command(self, pubsub: Any) -> None:
+    async def _retire(self, tasks: set[asyncio.Task[None]], wake: asyncio.Event) -> None:
+        """Stop one connection's reader and command tasks, without waiting on them forever.
+
+        redis-py can lose a cancellation delivered while it reconnects a connection inside a command: the
+        command task then went back to waiting for work, and awaiting it here hung the reconnect loop for
+        good (the cause of routing not coming back after Redis cut every connection). So the tasks get a
+        bounded wait, and a task that outlives it is woken with its (now stale) event and returns by itself.
+        """
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            _done, stuck = await asyncio.wait(tasks, timeout=spec.RELAY_REDIS_TASK_STOP_TIMEOUT)
+            for task in stuck:
+                log.warning("redis pub/sub task %s ignored its cancellation; left to end by itself", task.get_name())
+                task.add_done_callback(_consume_result)
+        wake.set()
+
+    async def _command(self, pubsub: Any, wake: asyncio.Event) -> None:
         """Bring the connection's subscriptions in line with the topics that have local subscribers."""
         while True:
-            await self._wake.wait()
-            self._wake.clear()
+            await wake.wait()
+            if wake is not self._wake:
+                return  # this connection was retired while the task waited
+            wake.clear()
             add = self._desired - self._sent
             drop = self._sent - self._desired
             if add:
@@ -234,3 +265,9 @@ class RedisBackplane:
         node, _, notice = payload.partition(b"\n")
         if node != self.node.encode() and self.on_notice is not None:
             self.on_notice(notice)
+
+
+def _consume_result(task: asyncio.Task[None]) -> None:
+    """Retrieve a retired task's outcome, so asyncio does not log it as never retrieved."""
+    if not task.cancelled():
+        task.exception()
