@@ -495,6 +495,7 @@ def bench_load(
     churners: int = typer.Option(4, min=0, help="Wallet-SDK clients registering/subscribing/updating/deleting."),
     database_url: str | None = typer.Option(None, help="The notify server's database (default: a SQLite file)."),
     svg: str | None = typer.Option(None, help="Write the queue depth and RSS plot here (e.g. docs/load.svg)."),
+    relay_mailbox: str = typer.Option("sqlite", help="The relay's mailbox: sqlite (as `wcnotify up`) or memory."),
 ) -> None:
     """Bounded load run: throughput, p50/p99 delivery latency, error rate, RSS growth, queue depth over time.
 
@@ -504,8 +505,10 @@ def bench_load(
 
     from wcnotify.bench.load import LoadOptions, run, table
 
+    if relay_mailbox not in {"sqlite", "memory"}:
+        raise typer.BadParameter("takes sqlite or memory", param_hint="--relay-mailbox")
     result = run(LoadOptions(duration=duration, wallets=wallets, send_accounts=send_accounts, interval=interval,
-                             churners=churners, database_url=database_url, svg=svg))
+                             churners=churners, database_url=database_url, svg=svg, relay_mailbox=relay_mailbox))
     console.print(table(result), markup=False, soft_wrap=True)
     console.print(json.dumps(result), markup=False, soft_wrap=True)
 

@@ -20,6 +20,7 @@ def test_load_bench_short_run_has_every_figure_and_no_error(tmp_path: Path) -> N
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert "delivery latency p50 / p99" in done.stdout
     assert result["connected"] == result["wallets"] == 50 and result["database"] == "sqlite"
+    assert result["relay_mailbox"] == "sqlite"  # the relay keeps its mailbox in a file, as `wcnotify up` does
     assert result["sends"] >= 4 and result["expected"] == 50 * result["sends"]
     assert result["delivered"] == result["expected"] and result["throughput_per_s"] > 0
     assert result["error_count"] == 0 and result["error_rate"] == 0, result["errors"]

@@ -97,14 +97,16 @@ POSTGRES_URL = os.environ.get("WCNOTIFY_BENCH_POSTGRES_URL", "postgresql://postg
 # ------------------------------------------------------------------------------------------ servers
 
 
-def serve_relay(port: int) -> None:
-    """The relay process: ``RelayServer.run`` as ``wcnotify relay`` calls it, rate limit and mailbox cap raised."""
+def serve_relay(port: int, database_url: str | None = None) -> None:
+    """The relay process: ``RelayServer.run`` as ``wcnotify relay`` calls it, rate limit and mailbox cap raised.
+
+    ``database_url`` is its mailbox (``--database-url`` of ``wcnotify relay``); None keeps it in memory."""
     from wcnotify.relay.limits import RelayLimits  # noqa: PLC0415 (the wallet processes need no server)
     from wcnotify.relay.server import RelayConfig, RelayServer  # noqa: PLC0415
 
     raise_nofile()
     limits = dataclasses.replace(RelayLimits(), rate_per_second=1e9, rate_burst=10**9, mailbox_per_topic=10**7)
-    RelayServer(RelayConfig(host=HOST, port=port, limits=limits)).run(log_level="warning")
+    RelayServer(RelayConfig(host=HOST, port=port, limits=limits, database_url=database_url)).run(log_level="warning")
 
 
 def serve_notify(port: int, relay_url: str, database_url: str, admin_token: str, seed: str) -> None:
@@ -918,11 +920,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--serve-wallets", help=argparse.SUPPRESS)
     parser.add_argument("--relay-url", help=argparse.SUPPRESS)
     parser.add_argument("--database-url", help=argparse.SUPPRESS)
+    parser.add_argument("--relay-database-url", help=argparse.SUPPRESS)
     parser.add_argument("--admin-token", help=argparse.SUPPRESS)
     parser.add_argument("--seed", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_relay:
-        serve_relay(args.serve_relay)
+        serve_relay(args.serve_relay, args.relay_database_url)
         return
     if args.serve_notify:
         serve_notify(args.serve_notify, args.relay_url, args.database_url, args.admin_token, args.seed)

@@ -210,6 +210,8 @@ class LoadOptions:
     sample_every: float = 2.0
     drain_timeout: float = 60.0
     svg: str | None = None  # where to write the plot
+    # the relay's mailbox: "sqlite" (a file in the run's directory, what `wcnotify up` runs) or "memory"
+    relay_mailbox: str = "sqlite"
 
 
 @dataclass
@@ -361,8 +363,10 @@ async def bench(o: LoadOptions) -> dict[str, Any]:  # noqa: PLR0915 (one run, re
         async with httpx.AsyncClient(timeout=60, trust_env=False,
                                      limits=httpx.Limits(max_connections=200)) as http:
             t = time.perf_counter()
-            servers["relay"] = await start_process("relay", ["--serve-relay", str(relay_port)], port=relay_port,
-                                                   tmp=tmp, ready="ok")
+            relay_args = ["--serve-relay", str(relay_port)]
+            if o.relay_mailbox == "sqlite":
+                relay_args += ["--relay-database-url", f"sqlite:///{tmp / 'relay.db'}"]
+            servers["relay"] = await start_process("relay", relay_args, port=relay_port, tmp=tmp, ready="ok")
             servers["keys"] = await start_process(
                 "keys", ["--serve-keys", str(keys_port), "--database-url", f"sqlite:///{tmp / 'keys.db'}"],
                 port=keys_port, tmp=tmp, ready="", module=MODULE)
@@ -461,7 +465,7 @@ async def bench(o: LoadOptions) -> dict[str, Any]:  # noqa: PLR0915 (one run, re
     result = {
         "duration_s": o.duration, "wallets": o.wallets, "connected": connected, "cpus": os.cpu_count(),
         "python": platform.python_version(),
-        "database": "postgres" if database_url.startswith("postgres") else "sqlite",
+        "database": "postgres" if database_url.startswith("postgres") else "sqlite", "relay_mailbox": o.relay_mailbox,
         "nofile": nofile, "send_accounts": min(o.send_accounts, o.wallets), "interval_s": o.interval,
         "offered_per_s": round(min(o.send_accounts, o.wallets) / o.interval, 1), "sends": len(run.sends),
         "expected": expected, "delivered": delivered,
@@ -531,7 +535,8 @@ def table(r: dict[str, Any]) -> str:
     lat, err = r["latency_ms"], r["errors"]
     rows = [
         ("wallets (WebSocket connections)", f"{r['connected']}/{r['wallets']}"),
-        ("run", f"{r['duration_s']:g} s, {r['database']}, send of {r['send_accounts']} accounts every "
+        ("run", f"{r['duration_s']:g} s, {r['database']}, relay mailbox {r['relay_mailbox']}, "
+                f"send of {r['send_accounts']} accounts every "
                 f"{r['interval_s']:g} s ({r['offered_per_s']:g}/s offered)"),
         ("delivered / expected", f"{r['delivered']}/{r['expected']}"),
         ("throughput", f"{r['throughput_per_s']:g} notifications/s"),
@@ -570,6 +575,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sample-every", type=float, default=d.sample_every, help="s between RSS/queue samples")
     parser.add_argument("--drain-timeout", type=float, default=d.drain_timeout)
     parser.add_argument("--svg", help="write the queue depth and RSS plot here (e.g. docs/load.svg)")
+    parser.add_argument("--relay-mailbox", choices=("sqlite", "memory"), default=d.relay_mailbox,
+                        help="the relay's mailbox: a SQLite file (as `wcnotify up`) or memory")
     parser.add_argument("--serve-keys", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-notify", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-wallets", help=argparse.SUPPRESS)
@@ -591,7 +598,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--wallets, --duration, --send-accounts and --interval must be positive")
     options = LoadOptions(args.duration, args.wallets, args.send_accounts, args.interval, args.churners,
                           args.churn_pause, args.database_url, args.wallet_procs, args.sample_every,
-                          args.drain_timeout, args.svg)
+                          args.drain_timeout, args.svg, args.relay_mailbox)
     result = run(options)
     print(table(result))
     print(json.dumps(result))
