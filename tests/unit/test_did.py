@@ -473,7 +473,10 @@ def test_domain_scheme() -> None:
     assert domain_scheme("localhost:8557") == "http"
     assert domain_scheme("LOCALHOST:1") == "http"
     assert domain_scheme("example.com") == "https"
-    assert domain_scheme("127.0.0.1:8000") == "https"  # only the localhost prefix, as the JS client does
+    assert domain_scheme("127.0.0.1:8000") == "https"  # only the name localhost, as the JS client
+    # the JS client's prefix test would fetch these in the clear; a look-alike domain gets https here
+    assert domain_scheme("localhost.evil.example") == "https"
+    assert domain_scheme("localhostevil.example:80") == "https"
 
 
 @pytest.mark.parametrize(

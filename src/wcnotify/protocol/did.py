@@ -4,8 +4,9 @@
   keys ``z6LS`` (crypto-authentication.md).
 * did:pkh = ``"did:pkh:" + CAIP-10``. Accounts are compared chain-agnostically by address, case-insensitively
   (notify-server compares addresses that way for update, delete, history and read).
-* did:web ``did:web:<domain>`` resolves to ``https://<domain>/.well-known/did.json``; a domain starting with
-  ``localhost`` uses http, as the JS client does. A ``:`` inside the domain may be raw (JS) or ``%3A``.
+* did:web ``did:web:<domain>`` resolves to ``https://<domain>/.well-known/did.json``; the host ``localhost``
+  (any port) uses http, as the JS client does (it also does for look-alikes such as ``localhost.x``; we do not).
+  A ``:`` inside the domain may be raw (JS) or ``%3A``.
 * did.json: two JsonWebKey2020 entries, found through ``keyAgreement[0]`` and ``authentication[0]``; the
   JWK ``x`` is base64url, padded (the reference server) or not (the spec): both are accepted.
 """
@@ -187,8 +188,14 @@ def did_web_domain(did: str) -> str:
 
 
 def domain_scheme(domain: str) -> str:
-    """http for ``localhost…`` (what the JS client does for local dapps), https otherwise."""
-    return "http" if normalize_domain(domain).startswith("localhost") else "https"
+    """http for the host ``localhost`` (any port), https otherwise.
+
+    The JS client takes http for any domain that merely starts with ``localhost``, so ``localhost.evil.example``
+    would be fetched in the clear and a network attacker could swap the dapp's keys; only the loopback name
+    itself gets http here (docs/protocol-notes.md).
+    """
+    host = normalize_domain(domain).partition(":")[0]
+    return "http" if host == "localhost" else "https"
 
 
 def did_web_url(did_or_domain: str) -> str:
