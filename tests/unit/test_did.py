@@ -569,7 +569,7 @@ def _did_web_round_trip(domain: str) -> None:
     assert did_web_domain(did.replace(":", "%3A").replace("did%3Aweb%3A", "did:web:")) == domain
     url = did_web_url(did)
     assert url.endswith("/.well-known/did.json")
-    assert url.startswith("http://" if domain.startswith("localhost") else "https://")
+    assert url.startswith("http://" if domain.partition(":")[0] == "localhost" else "https://")
     assert url_did_web(url) == did
 
 

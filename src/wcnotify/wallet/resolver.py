@@ -2,8 +2,8 @@
 
 A did:web resolves to ``https://<domain>/.well-known/did.json`` (``http://`` for the host ``localhost``
 itself; the JS client also takes http for look-alikes such as ``localhost.x``). The resolver is an interface
-so a wallet can add caching, pinning or a test double; the built-in one uses httpx and refuses a document whose ``id`` is not the did:web asked for (a server cannot
-hand out another app's keys).
+so a wallet can add caching, pinning or a test double; the built-in one uses httpx and refuses a document
+whose ``id`` is not the did:web asked for (a server cannot hand out another app's keys).
 """
 
 from __future__ import annotations
