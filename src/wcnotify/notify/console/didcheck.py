@@ -1,9 +1,10 @@
 """Is the app's did.json published where wallets look for it, and does it hold this project's keys?
 
 Wallets resolve ``did:web:<app domain>`` to ``https://<app domain>/.well-known/did.json`` (``http://`` for
-``localhost``) and take the subscribe and authentication keys from it; a missing or stale document is the
-usual reason a dapp's subscribe button does nothing. The console asks the server to look, because a browser
-page cannot read another origin's document without CORS headers the dapp's site may not send.
+the host ``localhost`` only, see ``protocol.did.domain_scheme``) and take the subscribe and authentication
+keys from it; a missing or stale document is the usual reason a dapp's subscribe button does nothing. The
+console asks the server to look, because a browser page cannot read another origin's document without CORS
+headers the dapp's site may not send.
 
 The fetch is done the way a careful resolver does it and no further: one GET, no redirects followed, no proxy
 from the environment, a total time limit, at most ``MAX_DOCUMENT`` bytes read. Plain http is used only for
@@ -17,7 +18,6 @@ import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -30,7 +30,6 @@ TIMEOUT = 5.0  # seconds for the whole check (connect, headers and body)
 
 # outcomes, from worst to best; "ok" is the only good one
 NO_DOMAIN = "no_domain"  # the project has no app domain yet
-NOT_CHECKED = "not_checked"  # a domain wallets would fetch over plain http that is not localhost
 UNREACHABLE = "unreachable"  # no connection, or no answer in time
 HTTP_ERROR = "http_error"  # an answer other than 200 (redirects included: they are not followed)
 INVALID = "invalid"  # 200, but not a did:web document for this domain
@@ -64,11 +63,6 @@ async def check_did(project: Project, *, timeout: float = TIMEOUT, http: httpx.A
         return DidCheck(NO_DOMAIN, "the project has no app domain yet: set one (POST /{projectId}/subscribe-topic), "
                         "then publish the did.json it gives at that domain")
     url = did_web_url(domain)
-    parts = urlsplit(url)
-    if parts.scheme == "http" and parts.hostname != "localhost":
-        return DidCheck(NOT_CHECKED, f"wallets would fetch {url} over plain http (the did:web rule for domains "
-                        "starting with 'localhost'); the console checks plain http only for localhost itself",
-                        domain, url)
     started = time.monotonic()
     client = http or _client(timeout)
     try:

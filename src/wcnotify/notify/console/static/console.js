@@ -316,7 +316,7 @@
   }
 
   const DID_LABELS = {
-    ok: "published", no_domain: "no app domain", not_checked: "not checked", unreachable: "unreachable",
+    ok: "published", no_domain: "no app domain", unreachable: "unreachable",
     http_error: "not served", invalid: "invalid", mismatch: "other keys",
   };
 
