@@ -305,6 +305,17 @@ class Wallet:
         receiver: bytes | None = None, reply_topic: str | None = None, signer: Ed25519KeyPair | None = None,
     ) -> dict[str, Any]:
         """Publish one request (type 1 to ``receiver`` or type 0 under ``key``) and return the answer's claims."""
+        request, message, key, reply_topic = await self.prepare(rpc, claims, key=key, receiver=receiver,
+                                                                reply_topic=reply_topic or topic, signer=signer)
+        self.last_published = (topic, message, rpc.request_tag)  # to replay it (Stack.redeliver)
+        await self.relay.publish(topic, message, ttl=rpc.request_ttl, tag=rpc.request_tag)
+        return await self.answer(rpc, request, key, reply_topic)
+
+    async def prepare(
+        self, rpc: spec.RpcSpec, claims: dict[str, Any], *, key: bytes | None = None, receiver: bytes | None = None,
+        reply_topic: str | None = None, signer: Ed25519KeyPair | None = None,
+    ) -> tuple[jsonrpc.Request, str, bytes, str]:
+        """The request, its envelope, its answer key and answer topic (subscribed), without publishing it."""
         token = encode_jwt(claims, signer or self.identity)
         request = jsonrpc.Request(jsonrpc.payload_id(int(time.time() * 1000), secrets.randbelow(1000)), rpc.method,
                                   {rpc.params_key: token})
@@ -314,14 +325,15 @@ class Wallet:
             message = encode_type1(key, y.public_key, jsonrpc.encode(request))
             reply_topic = topic_of(key)
         else:
-            assert key is not None
+            assert key is not None and reply_topic is not None
             message = encode_type0(key, jsonrpc.encode(request))
-            reply_topic = reply_topic or topic
         if reply_topic not in self.relay.topics:
             await self.relay.subscribe(reply_topic)
         self.last_sender = y if receiver is not None else None
-        self.last_published = (topic, message, rpc.request_tag)  # to replay it (Stack.redeliver)
-        await self.relay.publish(topic, message, ttl=rpc.request_ttl, tag=rpc.request_tag)
+        return request, message, key, reply_topic
+
+    async def answer(self, rpc: spec.RpcSpec, request: jsonrpc.Request, key: bytes, reply_topic: str) -> dict[str, Any]:
+        """The claims of the answer to ``request`` (raises RpcRefused with the server's message on an error)."""
         while True:  # others may answer on a shared topic (and the relay replays a topic's backlog): match the id
             answer = await self.wait(reply_topic, rpc.response_tag)
             response = jsonrpc.parse_message(decrypt(answer.message, key))

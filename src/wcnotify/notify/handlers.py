@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wcnotify import spec
@@ -225,8 +226,7 @@ class WalletHandlers:
                         raise RequestError("This JWT was already used (a replay): sign a new request")
             await _VALIDATORS[rpc.request_tag](self, req)  # no transaction: may call the keys server
             await self._rate_limit(req)
-            async with self.db.write() as conn:
-                await self._commit(req, conn, outcome)
+            outcome = await self._commit_retrying_a_lost_race(req)
         except RequestError as exc:
             outcome = Outcome(publish=[req.error(str(exc))])
             async with self.db.write() as conn:
@@ -264,6 +264,28 @@ class WalletHandlers:
         retried the message until its TTL).
         """
         return min(max(req.now + req.rpc.request_ttl, req.jwt_exp) + spec.JWT_LEEWAY, _KEEP_FOREVER)
+
+    async def _commit_retrying_a_lost_race(self, req: _Request) -> Outcome:
+        """:meth:`_commit` in a write transaction, run again once if a concurrent request won a unique key.
+
+        Two first subscribes of one account (two devices, or two replicas handling a relay batch) both see no
+        subscriber; on PostgreSQL the second insert then fails on the (project, address) key. Its transaction is
+        rolled back whole, so running it again is safe, and it now finds the winner's row and renews it, the
+        answer a request arriving a moment later gets. (SQLite takes the write lock up front: no such race.)
+        """
+        for attempt in (1, 2):
+            outcome = Outcome()
+            try:
+                async with self.db.write() as conn:
+                    await self._commit(req, conn, outcome)
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+                log.info("%s on %s lost a race for a unique key; running it again", req.rpc.method,
+                         req.event.topic[:16])
+                continue
+            return outcome
+        raise AssertionError("unreachable")
 
     async def _commit(self, req: _Request, conn: AsyncConnection, outcome: Outcome) -> None:
         """Run the handler's writes, then claim the message in the same transaction."""
