@@ -3,8 +3,9 @@ drains at full speed once the relay is back (not one retry tick at a time).
 
 Measured: the wait from the relay's return to the first delivery (bounded by the outage probe's cap,
 ``NOTIFY_DELIVERY_OUTAGE_BACKOFF``), and the time from the first to the last delivery, compared with the same
-2,000 sent while the relay is up. (The 60 s of the issue are cut to 20 s to keep the suite short: past the
-probe cap of 10 s a longer outage changes nothing but the wait.)
+2,000 sent while the relay is up. (The 60 s of the issue are cut to 20 s in the suite to keep it short: past the
+probe cap of 10 s a longer outage changes nothing but the wait. ``WCNOTIFY_FAULT_OUTAGE_S=60`` runs the full
+minute; docs/reliability.md has the figures of such a run.)
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from wcnotify.relay.server import RelayConfig, RelayServer
 from .harness import notify_server, shown_once
 
 COUNT = 2000
-OUTAGE = 20.0
+OUTAGE = float(os.environ.get("WCNOTIFY_FAULT_OUTAGE_S", "20"))
 
 
 class TimedFleet(Fleet):
