@@ -141,6 +141,7 @@ notifications = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("withdrawn_at", BigInteger),  # DELETE …/notifications/{id}: rows still queued were withdrawn
     UniqueConstraint("project", "notification_id"),
+    Index(None, "project", "created_at"),  # the console's newest first (migration 0004)
 )
 
 # the queue and the inbox in one, as the reference: a row per (notification, subscriber)
