@@ -340,7 +340,8 @@ def command_name(argv0: str | None = None) -> str:
 
 
 def next_steps(urls: dict[str, str], admin_token: str, wcnotify: str = "wcnotify") -> list[str]:
-    """Shell lines that take a newcomer from nothing to a sent notification (the README shows them too)."""
+    """Shell lines that take a newcomer from nothing to a sent notification, runnable as printed (the README's
+    quickstart is the same; tests/integration/test_up.py runs them). ``jq`` picks the ids out of the answers."""
     auth = '-H "authorization: Bearer $SECRET" -H "content-type: application/json"'
     demo = f"{wcnotify} demo --against $WCNOTIFY_SERVER_URL"
     host = urlsplit(urls["notify"]).hostname
@@ -348,11 +349,11 @@ def next_steps(urls: dict[str, str], admin_token: str, wcnotify: str = "wcnotify
         demo += f" --relay-url {urls['relay']} --keys-url {urls['keys']}"
     return [
         f"export WCNOTIFY_SERVER_URL={urls['notify']} WCNOTIFY_ADMIN_TOKEN={admin_token}",
-        f"{wcnotify} project create --name Gm --app-domain gm.example.com   # prints projectId and secret",
-        "export PROJECT_ID=<projectId> SECRET=<secret>                    # from its output",
-        f"curl -X POST $WCNOTIFY_SERVER_URL/v1/$PROJECT_ID/notification-types {auth} -d '{{\"name\": \"gm\"}}'",
-        "export TYPE_ID=<id>                                              # from its output",
-        f"curl -X POST $WCNOTIFY_SERVER_URL/v1/$PROJECT_ID/notify/broadcast {auth} "
+        f"{wcnotify} project create --name Hello --app-domain hello.example.com --json > project.json",
+        "export PROJECT_ID=$(jq -r .projectId project.json) SECRET=$(jq -r .secret project.json)",
+        f"export TYPE_ID=$(curl -fsS -X POST $WCNOTIFY_SERVER_URL/v1/$PROJECT_ID/notification-types {auth} "
+        "-d '{\"name\": \"gm\"}' | jq -r .id)",
+        f"curl -fsS -X POST $WCNOTIFY_SERVER_URL/v1/$PROJECT_ID/notify/broadcast {auth} "
         "-d '{\"notification\": {\"type\": \"'$TYPE_ID'\", \"title\": \"gm\", \"body\": \"Your first notification\"}}'",
         f"{demo}   # the whole story: a dapp and two wallet devices on this stack",
     ]

@@ -24,6 +24,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -190,6 +191,15 @@ async def test_up_serves_keeps_everything_across_restarts_and_stops_cleanly(tmp_
             while not (got := await wallet.notifications(domain)) and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
             assert [n.title for n in got] == ["while you were away"]
+
+        # the next steps run as printed (but the demo, which test_docs_curl runs): project, type, broadcast
+        steps = text.split("Next, in another terminal:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+        script = "\n".join(["set -euo pipefail", *(line.strip() for line in steps if " demo " not in line)])
+        ran = await asyncio.to_thread(subprocess.run, ["bash", "-c", script], cwd=tmp_path, capture_output=True,
+                                      text=True, timeout=30, env={**os.environ, "PATH": f"{Path(WCNOTIFY).parent}:"
+                                                                  f"{os.environ.get('PATH', '')}"})
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        assert json.loads(ran.stdout.strip().splitlines()[-1]) == {"notification_id": ANY, "queued": 0}
 
         code, rest = await asyncio.to_thread(again.stop, signal.SIGTERM)
         assert code == 0, rest + again.stderr()
