@@ -42,6 +42,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from wcnotify.relay.ack_batch import AckBatcher, AckRow
 from wcnotify.relay.mailbox import MailboxFullError, StoredMessage
 from wcnotify.storage.engine import create_engine
 
@@ -124,6 +125,7 @@ class SqlMailbox:
         self.engine = engine
         self.per_topic_cap = per_topic_cap
         self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+        self._acks = AckBatcher(self._write_acks)
 
     @classmethod
     async def open(cls, url: str, per_topic_cap: int) -> SqlMailbox:
@@ -227,26 +229,29 @@ class SqlMailbox:
         return found
 
     async def ack(self, client: str, receipts: Iterable[tuple[str, str]], now: float) -> None:
-        keys = list(dict.fromkeys(receipts))
-        if not keys:
-            return
+        # concurrent acks (one per push, from every client) share a transaction: see relay/ack_batch.py
+        await self._acks.add(client, dict.fromkeys(receipts), now)
+
+    async def _write_acks(self, rows: Sequence[AckRow], now: float) -> None:
+        """One transaction for a batch of ``(client, topic, message_id)``: only unexpired messages get a row."""
+        keys = list(dict.fromkeys((topic, mid) for _client, topic, mid in rows))
         async with self.engine.begin() as conn:
+            expiry: dict[tuple[str, str], int] = {}
             for start in range(0, len(keys), 200):
-                chunk = keys[start : start + 200]
-                rows = (
-                    await conn.execute(
-                        select(messages.c.topic, messages.c.message_id, messages.c.expires_at).where(
-                            tuple_(messages.c.topic, messages.c.message_id).in_(chunk), messages.c.expires_at > now
-                        )
+                found = await conn.execute(
+                    select(messages.c.topic, messages.c.message_id, messages.c.expires_at).where(
+                        tuple_(messages.c.topic, messages.c.message_id).in_(keys[start : start + 200]),
+                        messages.c.expires_at > now,
                     )
-                ).all()
-                if not rows:
-                    continue
-                values = [
-                    {"client": client, "topic": r.topic, "message_id": r.message_id, "expires_at": r.expires_at}
-                    for r in rows
-                ]
-                await conn.execute(self._insert(acks).values(values).on_conflict_do_nothing())
+                )
+                expiry.update(((r.topic, r.message_id), r.expires_at) for r in found)
+            values = [
+                {"client": client, "topic": topic, "message_id": mid, "expires_at": expiry[(topic, mid)]}
+                for client, topic, mid in dict.fromkeys(rows)
+                if (topic, mid) in expiry
+            ]
+            for start in range(0, len(values), 200):
+                await conn.execute(self._insert(acks).values(values[start : start + 200]).on_conflict_do_nothing())
 
     async def purge(self, now: float) -> int:
         async with self.engine.begin() as conn:
@@ -255,4 +260,5 @@ class SqlMailbox:
         return int(result.rowcount or 0)
 
     async def close(self) -> None:
+        await self._acks.close()
         await self.engine.dispose()
