@@ -5,6 +5,7 @@ resends, the broadcast, a notification's status, withdrawal, and validation that
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import httpx
@@ -111,19 +112,32 @@ async def test_broadcast_status_and_withdraw(database_url: str) -> None:
                                                                        "body": "to all alerts"}})
             assert r.status_code == 200, r.text
             assert r.json() == {"notification_id": "b-1", "queued": 2}
-            for w in wallets[:2]:
-                assert (await w.next_notification(dapp))["msg"]["body"] == "to all alerts"
+            ids = [(await w.next_notification(dapp))["msg"] for w in wallets[:2]]
+            assert [m["body"] for m in ids] == ["to all alerts"] * 2
+            # the database made the delivery ids (INSERT … SELECT): distinct version-4 UUIDs, as every other path
+            assert len({m["id"] for m in ids}) == 2
+            assert all(uuid.UUID(m["id"]).version == 4 and str(uuid.UUID(m["id"])) == m["id"] for m in ids), ids
             status = await stack.delivered(dapp, "b-1", 2)
             assert (status["published"], status["total"], status["withdrawn"]) == (2, 2, 0)
             # a broadcast again under the same id queues nothing new
-            r = await post(stack, dapp, f"/v1/{dapp.project_id}/notify/broadcast",
-                           {"notification_id": "b-1", "notification": {"type": dapp.types["alerts"], "title": "t",
-                                                                       "body": "to all alerts"}})
+            again = {"notification_id": "b-1", "notification": {"type": dapp.types["alerts"], "title": "t",
+                                                                "body": "to all alerts"}}
+            r = await post(stack, dapp, f"/v1/{dapp.project_id}/notify/broadcast", again)
             assert r.json()["queued"] == 0
+            # ... but reaches a subscriber who joined since, once
+            late = Wallet(stack)
+            wallets.append(late)
+            await late.__aenter__()
+            await late.register(dapp.domain)
+            await late.subscribe(dapp, ["alerts"])
+            r = await post(stack, dapp, f"/v1/{dapp.project_id}/notify/broadcast", again)
+            assert r.json() == {"notification_id": "b-1", "queued": 1}
+            assert (await late.next_notification(dapp))["msg"]["body"] == "to all alerts"
+            assert (await stack.delivered(dapp, "b-1", 3))["total"] == 3
             # withdrawing after delivery withdraws nothing
             r = await stack.http.delete(f"{stack.notify_url}/v1/{dapp.project_id}/notifications/b-1",
                                         headers=dapp.headers)
-            assert r.status_code == 200 and r.json()["withdrawn_now"] == 0 and r.json()["published"] == 2
+            assert r.status_code == 200 and r.json()["withdrawn_now"] == 0 and r.json()["published"] == 3
             refused(await stack.http.get(f"{stack.notify_url}/v1/{dapp.project_id}/notifications/nope",
                                          headers=dapp.headers), 404, "no notification")
         finally:
