@@ -96,7 +96,8 @@ def up(
 ) -> None:
     """Run the relay, keys server and notify server in one process on SQLite, until Ctrl-C.
 
-    Example: wcnotify up --data-dir ~/.local/share/wcnotify --notify-port 9000
+    For local development: dapps' webhooks and did.json may be on this machine or its network (as
+    `wcnotify server --allow-private-urls`). Example: wcnotify up --data-dir ~/.local/share/wcnotify --notify-port 9000
     """
     import time
     from pathlib import Path
@@ -272,6 +273,11 @@ def server(
         False, "--metrics-public", envvar="WCNOTIFY_METRICS_PUBLIC",
         help="Serve GET /metrics without the admin token (when this port is private).",
     ),
+    allow_private_urls: bool = typer.Option(
+        False, "--allow-private-urls", envvar="WCNOTIFY_ALLOW_PRIVATE_URLS",
+        help="Let dapps' webhooks and the console's did.json check reach loopback, private and link-local "
+        "addresses (local development only: otherwise a dapp can probe this server's network).",
+    ),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Run the notify server: the dapp API, did:web documents, and wallet requests over the relay.
@@ -305,7 +311,7 @@ def server(
         public_url=public_url, admin_token=admin_token or secrets.token_urlsafe(24), seed=seed,
         delivery=DeliveryConfig(workers=delivery_workers, lease=delivery_lease),
         redis_url=redis_url, redis_prefix=redis_prefix, send_rate=rates[0], subscriber_rate=rates[1],
-        metrics_public=metrics_public,
+        metrics_public=metrics_public, allow_private_urls=allow_private_urls,
     )
     try:
         notify = NotifyServer(config)

@@ -17,6 +17,10 @@ directory:
 Secrets are written with mode 0600 and the directory is created 0700. The services listen on loopback
 unless ``--host`` says otherwise. :class:`EmbeddedStack` is also what ``wcnotify demo`` starts when it is not
 pointed at a running stack.
+
+It is a local development stack, so its notify server runs with ``allow_private_urls`` on (``wcnotify server
+--allow-private-urls``): a dapp's webhook receiver and its did.json on ``localhost`` or the local network are
+reached, where a production ``wcnotify server`` reaches public addresses only (notify/netguard.py).
 """
 
 from __future__ import annotations
@@ -222,7 +226,7 @@ class EmbeddedStack:
             self.notify = _bind(bound, lambda: NotifyServer(NotifyConfig(
                 relay_url=self.relay.http_url, keys_urls=keys_urls, host=host, port=options.notify_port,
                 database_url=data.database_url("notify.db"), admin_token=self.admin_token, seed=seed,
-                **options.notify_options,
+                **{"allow_private_urls": True, **options.notify_options},  # local development: see above
             )), "notify server", options.notify_port, host)
         except BaseException:
             for service in bound:

@@ -165,7 +165,7 @@ async def notify_server(
     """An in-process notify server linked to ``relay_url``; a :class:`Stack` with only its dapp-side helpers."""
     server = NotifyServer(NotifyConfig(
         relay_url=relay_url, keys_urls=(keys_url,), port=0, database_url=database_url, admin_token=ADMIN,
-        seed="faults " + os.urandom(4).hex(), delivery=delivery or DeliveryConfig(),
+        seed="faults " + os.urandom(4).hex(), delivery=delivery or DeliveryConfig(), allow_private_urls=True,
     ))
     async with server, httpx.AsyncClient(timeout=10, trust_env=False) as http:
         await asyncio.wait_for(server.wait_relay(), 20)

@@ -188,7 +188,10 @@ class Stack:
 async def running_stack(
     database_url: str, *, relay_config: RelayConfig | None = None, **notify_options: Any
 ) -> AsyncIterator[Stack]:
-    """Relay and keys server (started together), then the notify server; all three stop together."""
+    """Relay and keys server (started together), then the notify server; all three stop together.
+
+    A local stack: its notify server allows private URLs (webhook receivers and did.json on 127.0.0.1), as
+    ``wcnotify up`` does, unless ``allow_private_urls=False`` is passed."""
     relay = RelayServer(relay_config or RelayConfig(port=0))
     keys = KeysServer(KeysConfig(port=0, database_url=database_url))
     started: list[RelayServer | KeysServer | NotifyServer] = []
@@ -201,7 +204,8 @@ async def running_stack(
         await _together(start(relay), start(keys))
         config = NotifyConfig(
             relay_url=relay.http_url, keys_urls=(keys.url,), port=0, database_url=database_url,
-            admin_token=ADMIN, seed="test seed " + os.urandom(4).hex(), **notify_options,
+            admin_token=ADMIN, seed="test seed " + os.urandom(4).hex(),
+            **{"allow_private_urls": True, **notify_options},
         )
         notify = NotifyServer(config)
         await start(notify)

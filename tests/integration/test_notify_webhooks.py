@@ -21,6 +21,7 @@ from sqlalchemy import select
 from wcnotify import spec
 from wcnotify.notify import store
 from wcnotify.notify import webhooks as wh
+from wcnotify.notify.netguard import NetGuard
 from wcnotify.notify.store import Database, Subscriber
 from wcnotify.protocol.webhook_signature import verify_signature
 from wcnotify.serving import AsgiService
@@ -30,6 +31,7 @@ from wcnotify.storage.tables import dapp_webhooks, webhook_events
 from .notify_stack import Dapp, Stack, Wallet, running_stack
 
 FAST = {"webhook_retry_base": 0.05}  # retries within tens of milliseconds
+LOCAL = NetGuard(allow_private=True)  # the receivers are on 127.0.0.1 (test_ssrf_guard.py: the default refuses)
 
 
 # -------------------------------------------------------------------------------------- a receiver
@@ -403,7 +405,7 @@ async def test_retry_schedule_and_the_three_day_drop(database_url: str) -> None:
             project, _ = await store.create_project(conn, name="p", description="", icons=[], now_ms=0)
             hook, _secret = await wh.create_webhook(conn, project, url=receiver.url, events=spec.WEBHOOK_EVENTS,
                                                     now_ms=0)
-        dispatcher = wh.WebhookDispatcher(clock=clock, rng=lambda: 0.0, timeout=2, lease=5)
+        dispatcher = wh.WebhookDispatcher(clock=clock, rng=lambda: 0.0, timeout=2, lease=5, guard=LOCAL)
         try:
             async def change(before: Subscriber | None, after: Subscriber | None) -> None:
                 async with db.write() as conn:
@@ -461,8 +463,8 @@ async def test_one_replica_at_a_time_holds_a_queue(database_url: str) -> None:
                                                     now_ms=0)
             await wh.record_change(conn, project, None, subscriber(), now_ms=0)
             await wh.record_change(conn, project, subscriber(), None, now_ms=1)
-        one = wh.WebhookDispatcher(clock=clock, timeout=2, lease=5)
-        two = wh.WebhookDispatcher(clock=clock, timeout=2, lease=5)
+        one = wh.WebhookDispatcher(clock=clock, timeout=2, lease=5, guard=LOCAL)
+        two = wh.WebhookDispatcher(clock=clock, timeout=2, lease=5, guard=LOCAL)
         try:
             receiver.hang = True
             await one.dispatch(db1)

@@ -27,6 +27,7 @@ from wcnotify.notify.delivery import Deliverer, DeliveryConfig
 from wcnotify.notify.handlers import Outcome, RelayEvent, ServerFault, WalletHandlers
 from wcnotify.notify.identity import ServerIdentity
 from wcnotify.notify.metrics import NotifyMetrics
+from wcnotify.notify.netguard import NetGuard
 from wcnotify.notify.ratelimit import SEND_RATE, SUBSCRIBER_RATE, Rate, RateLimits
 from wcnotify.notify.relay_link import RelayLink
 from wcnotify.notify.store import Database
@@ -59,6 +60,9 @@ class NotifyConfig:
     subscriber_rate: Rate | None = SUBSCRIBER_RATE  # notifications per subscriber: (tokens per second, burst)
     wallet_rates: bool = True  # the wallet-request buckets of spec.NOTIFY_WALLET_RATES (subscribe, watch, delete…)
     metrics_public: bool = False  # GET /metrics without the admin token (for a private port)
+    # let dapps' webhooks and the console's did.json check reach loopback, private, link-local… addresses
+    # (notify/netguard.py); off by default, on in `wcnotify up` and local test stacks
+    allow_private_urls: bool = False
 
 
 class NotifyService:
@@ -72,8 +76,10 @@ class NotifyService:
         self.relay = RelayLink(config.relay_url, self.identity.relay, self.public_url, clock=clock)
         self.resolver = IdentityResolver(config.keys_urls, clock=clock)
         self.relay_ready = asyncio.Event()
+        # what the server may connect to for a dapp (tests replace net_guard.resolver to fake DNS)
+        self.net_guard = NetGuard(allow_private=config.allow_private_urls)
         self.webhooks = WebhookDispatcher(clock=clock, timeout=config.webhook_timeout,
-                                          retry_base=config.webhook_retry_base)
+                                          retry_base=config.webhook_retry_base, guard=self.net_guard)
         self.limits = RateLimits.open(config.redis_url, config.redis_prefix, send=config.send_rate,
                                       subscriber=config.subscriber_rate, wallet=config.wallet_rates)
         self.metrics = NotifyMetrics(self.limits)

@@ -21,7 +21,9 @@ Rules (docs/webhooks.md is the dapp-facing version):
    after ``WEBHOOK_RETRY_BASE`` doubled per consecutive failure, capped at ``WEBHOOK_RETRY_MAX``, each wait
    drawn from 80-100 % of that (jitter, so receivers coming back are not hit by every server at once).
    Retrying 4xx too keeps rule 3's promise simple: an event is skipped only by rule 6; a receiver that
-   wants to ignore an event answers 2xx.
+   wants to ignore an event answers 2xx. Unless the server allows private URLs, each attempt first resolves
+   the URL's host and, when any address is not public (notify/netguard.py), connects nowhere: a failed
+   attempt whose ``last_error`` says so.
 6. **Give up.** When an attempt fails, pending events of that webhook older than ``WEBHOOK_EVENT_MAX_AGE``
    are dropped (and counted in ``failed``), so a dead URL holds at most three days of events.
 7. **Isolation.** Delivery runs in its own task, never inside a wallet handler or a database transaction,
@@ -53,6 +55,7 @@ from sqlalchemy import and_, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wcnotify import spec
+from wcnotify.notify.netguard import NetGuard, NonPublicAddressError
 from wcnotify.notify.store import Database, Project, Subscriber, new_id
 from wcnotify.protocol.webhook_signature import signature_header
 from wcnotify.spec import WebhookEvent
@@ -397,14 +400,15 @@ class WebhookDispatcher:
     request may have queued events and every ``poll_interval`` for other replicas' events and retries.
 
     Time and randomness are injected (``clock`` in seconds, ``rng`` in [0, 1)) so retry schedules are
-    tested without sleeping; ``http`` replaces the client (tests)."""
+    tested without sleeping; ``http`` replaces the client (tests). ``guard`` says which hosts may be posted to
+    (default: public addresses only)."""
 
     def __init__(
         self, *, clock: Callable[[], float] = time.time, timeout: float = spec.WEBHOOK_HTTP_TIMEOUT,
         retry_base: float = spec.WEBHOOK_RETRY_BASE, retry_max: float = spec.WEBHOOK_RETRY_MAX,
         concurrency: int = spec.WEBHOOK_CONCURRENCY, lease: float = spec.WEBHOOK_CLAIM_LEASE,
         poll_interval: float = spec.WEBHOOK_POLL_INTERVAL, rng: Callable[[], float] = random.random,
-        http: httpx.AsyncClient | None = None,
+        http: httpx.AsyncClient | None = None, guard: NetGuard | None = None,
     ) -> None:
         if lease <= timeout:
             raise ValueError("the claim lease must outlast one request (lease > timeout)")
@@ -416,6 +420,7 @@ class WebhookDispatcher:
         self.lease = lease
         self.poll_interval = poll_interval
         self.rng = rng
+        self.guard = guard if guard is not None else NetGuard()
         self._http = http or self._client()
         self._wake = asyncio.Event()
         self._running: dict[str, tuple[_Claim, asyncio.Task[None]]] = {}  # webhook id -> its delivery
@@ -558,23 +563,29 @@ class WebhookDispatcher:
             spec.WEBHOOK_HEADER_DELIVERY: str(event.id),
         }
         try:
-            async with asyncio.timeout(self.timeout), self._http.stream(
-                "POST", claim.url, content=body, headers=headers
-            ) as response:
-                status = response.status_code
-                if 200 <= status < 300:
-                    await _read_at_most(response, _RESPONSE_READ_MAX)
-                    return None
-                text = (await _read_at_most(response, 200)).decode(errors="replace")
-                error = f"HTTP {status}"
-                if 300 <= status < 400:
-                    error += " (redirects are not followed: register the final URL)"
-                snippet = " ".join(text.split())[:150]
-                return f"{error}: {snippet}" if snippet else error
+            async with asyncio.timeout(self.timeout):
+                url = httpx.URL(claim.url)
+                await self.guard.check(url.host, url.port or (443 if url.scheme == "https" else 80))
+                return await self._send(claim.url, body, headers)
+        except NonPublicAddressError as exc:
+            return f"refused, no connection made: {exc}"
         except TimeoutError:
             return f"no answer within {self.timeout:g} s"
         except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
             return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+    async def _send(self, url: str, body: bytes, headers: dict[str, str]) -> str | None:
+        async with self._http.stream("POST", url, content=body, headers=headers) as response:
+            status = response.status_code
+            if 200 <= status < 300:
+                await _read_at_most(response, _RESPONSE_READ_MAX)
+                return None
+            text = (await _read_at_most(response, 200)).decode(errors="replace")
+            error = f"HTTP {status}"
+            if 300 <= status < 400:
+                error += " (redirects are not followed: register the final URL)"
+            snippet = " ".join(text.split())[:150]
+            return f"{error}: {snippet}" if snippet else error
 
 
 async def _read_at_most(response: httpx.Response, limit: int) -> bytes:

@@ -70,7 +70,7 @@ async def console_asset(name: str) -> Response:
 @router.get("/v1/{project_id}/console/did-status")
 async def did_status(project: AuthedProject, service: Service) -> Response:
     """Fetch the app domain's did.json now and say whether it holds this project's keys."""
-    result = await didcheck.check_did(project, timeout=didcheck.TIMEOUT)
+    result = await didcheck.check_did(project, timeout=didcheck.TIMEOUT, guard=service.net_guard)
     return _json({**result.to_json(), "checkedAt": service.now_ms()})
 
 

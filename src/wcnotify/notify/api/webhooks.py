@@ -3,16 +3,19 @@
 The reference has no such API; shapes are ours (docs/webhooks.md). The secret is in the ``POST`` answer
 only: it is the HMAC key the dapp verifies with, and a listing that repeats it would spread it to every
 dashboard and log that shows the list. A dapp that lost it deletes the webhook and creates another.
+Unless the server allows private URLs, a URL whose host is a non-public IP literal or ``localhost`` is
+refused with 422 (notify/netguard.py; names are checked again at every delivery).
 """
 
 from typing import Annotated, Any
 
+import httpx
 from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import Field
 
 from wcnotify import spec
-from wcnotify.notify import webhooks
+from wcnotify.notify import netguard, webhooks
 from wcnotify.notify.api.common import ApiError, AuthedProject, Body, Service
 
 router = APIRouter()
@@ -29,6 +32,11 @@ async def create_webhook(body: WebhookIn, project: AuthedProject, service: Servi
         url = webhooks.check_url(body.url)
     except ValueError as exc:
         raise ApiError(422, str(exc)) from None
+    if not service.config.allow_private_urls:
+        # an IP literal or localhost is refused here; a name is checked at each delivery (netguard.py)
+        refused = netguard.refused_literal(httpx.URL(url).host)
+        if refused is not None:
+            raise ApiError(422, f"url: {refused}; {netguard.OPTION_HINT}")
     try:
         events = webhooks.check_events(body.events)
     except ValueError as exc:

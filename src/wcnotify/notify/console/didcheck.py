@@ -9,7 +9,9 @@ headers the dapp's site may not send.
 The fetch is done the way a careful resolver does it and no further: one GET, no redirects followed, no proxy
 from the environment, a total time limit, at most ``MAX_DOCUMENT`` bytes read. Plain http is used only for
 ``localhost`` itself; the caller learns the outcome and a hint, never the body, so the check tells nothing
-about a host beyond whether it serves this project's did.json.
+about a host beyond whether it serves this project's did.json. Unless the server allows private URLs, the
+domain is resolved first and a domain that is, or resolves to, an address that is not public (loopback,
+private, link-local…: notify/netguard.py) is reported unreachable without connecting to it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 import httpx
 import orjson
 
+from wcnotify.notify.netguard import NetGuard, NonPublicAddressError
 from wcnotify.notify.store import Project
 from wcnotify.protocol.did import DidError, did_web, did_web_url, parse_did_document
 
@@ -56,17 +59,27 @@ def _client(timeout: float) -> httpx.AsyncClient:
                              headers={"user-agent": "wcnotify-console-did-check/1", "accept": "application/json"})
 
 
-async def check_did(project: Project, *, timeout: float = TIMEOUT, http: httpx.AsyncClient | None = None) -> DidCheck:
-    """Fetch and compare the project's published did.json (``http`` replaces the client in tests)."""
+async def check_did(
+    project: Project, *, timeout: float = TIMEOUT, http: httpx.AsyncClient | None = None,
+    guard: NetGuard | None = None,
+) -> DidCheck:
+    """Fetch and compare the project's published did.json (``http`` replaces the client in tests; ``guard``
+    says which hosts may be fetched from, by default public addresses only)."""
     domain = project.app_domain
     if domain is None or project.subscribe_public is None or project.authentication_public is None:
         return DidCheck(NO_DOMAIN, "the project has no app domain yet: set one (POST /{projectId}/subscribe-topic), "
                         "then publish the did.json it gives at that domain")
     url = did_web_url(domain)
     started = time.monotonic()
+    guard = guard if guard is not None else NetGuard()
     client = http or _client(timeout)
     try:
-        status, body = await _fetch(client, url, timeout)
+        async with asyncio.timeout(timeout):
+            target = httpx.URL(url)
+            await guard.check(target.host, target.port or (443 if target.scheme == "https" else 80))
+        status, body = await _fetch(client, url, max(timeout - (time.monotonic() - started), 0.001))
+    except NonPublicAddressError as exc:
+        return DidCheck(UNREACHABLE, f"not fetched: {exc}", domain, url, elapsed_ms=_ms(started))
     except (TimeoutError, httpx.TimeoutException):
         return DidCheck(UNREACHABLE, f"no answer from {url} within {timeout:g} s; is the app's site up?",
                         domain, url, elapsed_ms=_ms(started))
