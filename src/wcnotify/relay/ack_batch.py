@@ -38,7 +38,7 @@ class AckBatcher:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._rows.extend(rows)
         self._waiters.append(future)
-        self._now = max(self._now, now)
+        self._now = now  # the latest caller's clock: a batch spans milliseconds
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="relay-ack-batch")
         await future
