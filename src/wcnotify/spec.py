@@ -260,6 +260,7 @@ RELAY_MAILBOX_MAX_PER_TOPIC: Final = 1_000  # unexpired messages kept per topic 
 RELAY_FETCH_PAGE: Final = 100  # messages per irn_fetchMessages answer; the client repeats while hasMore
 RELAY_BACKLOG_PAGE: Final = 1_000  # backlog pushed per page on subscribe; the next page once half is acked
 RELAY_WS_IMPL: Final = "websockets-sansio"  # uvicorn WebSocket protocol (see RelayConfig.ws_impl)
+RELAY_WS_READ_HIGH_WATER: Final = 16  # received messages waiting before the relay stops reading a socket
 RELAY_RATE_PER_SECOND: Final = 500.0  # token-bucket refill per client id
 RELAY_RATE_BURST: Final = 1_000  # token-bucket capacity per client id
 RELAY_PURGE_INTERVAL: Final = 60  # seconds between sweeps of expired messages and acks

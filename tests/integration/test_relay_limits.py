@@ -13,6 +13,7 @@ import orjson
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from wcnotify import spec
 from wcnotify.relay.limits import RelayLimits
 from wcnotify.relay.server import RelayConfig, RelayServer
 from wcnotify.relay.testing import RawRelayPeer, random_topic
@@ -235,3 +236,21 @@ async def test_large_backlog_comes_in_pages_instead_of_closing_the_socket(
             for topic in topics[:-1]:
                 assert got[topic] == [f"{topic[:4]}-{i:02}" for i in range(40)]
             assert got[topics[-1]] == [f"{topics[-1][:4]}-{i:02}" for i in range(40)] + ["live"]
+
+
+async def test_a_burst_of_pipelined_requests_is_answered_in_order_past_the_read_high_water_mark() -> None:
+    """The relay reads on while fewer than RELAY_WS_READ_HIGH_WATER messages wait, pauses past it and resumes
+    once they are handled (relay/ws_protocol.py). 20 times that many 4 KiB publishes in one burst (several
+    socket reads' worth, so reading really pauses and resumes): every one answered, in the order sent."""
+    count = 20 * spec.RELAY_WS_READ_HIGH_WATER
+    limits = RelayLimits(rate_burst=10 * count)
+    async with RelayServer(RelayConfig(port=0, limits=limits)) as relay, \
+            await RawRelayPeer.open(relay.ws_url) as peer:
+        frames = [orjson.dumps({"id": i + 1, "jsonrpc": "2.0", "method": "irn_publish",
+                                "params": pub(random_topic(), f"{i:04d}" + "x" * 4096)}).decode()
+                  for i in range(count)]
+        await asyncio.gather(*(peer.send_raw(f) for f in frames))
+        # a socket left paused stalls until a keepalive ping wakes it: no answer may take that long
+        answers = await asyncio.wait_for(asyncio.gather(*(peer.unmatched(timeout=5) for _ in range(count))), 5)
+        assert [a["id"] for a in answers] == list(range(1, count + 1))
+        assert all(a.get("result") is True for a in answers), [a for a in answers if "result" not in a][:3]

@@ -50,6 +50,7 @@ from wcnotify.relay.sql_mailbox import SqlMailbox
 from wcnotify.relay.sql_watch import SqlWatchStore
 from wcnotify.relay.watch import WatchService
 from wcnotify.relay.watch_store import MemoryWatchStore, WatchStore
+from wcnotify.relay.ws_protocol import RelayWebSocketProtocol
 from wcnotify.serving import AsgiService, bearer_token, client_host
 
 log = logging.getLogger("wcnotify.relay")
@@ -314,7 +315,8 @@ class RelayServer(AsgiService):
             ws_ping_interval=config.ping_interval,
             ws_ping_timeout=config.ping_timeout,
             ws_per_message_deflate=False,
-            ws=config.ws_impl,
+            # websockets-sansio, with reads paused only past a backlog (relay/ws_protocol.py)
+            ws=RelayWebSocketProtocol if config.ws_impl == "websockets-sansio" else config.ws_impl,
         )
         self.relay = RelayApp(
             config, default_audiences(config.host, self.port, config.public_urls), clock=clock, mailbox=mailbox
