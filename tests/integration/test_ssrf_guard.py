@@ -118,3 +118,22 @@ async def test_with_private_urls_allowed_local_receivers_are_reached(database_ur
         result = await console_did_status(stack, site.project_id, site.headers)
         assert result["state"] == "invalid" and result["httpStatus"] == 200, result
         assert len(receiver.hits) == 3
+
+
+async def test_delivery_connects_to_the_address_it_checked_not_a_second_lookup(database_url: str) -> None:
+    """DNS rebinding: a name that passes the check and then resolves elsewhere. The check's own answer is
+    the only one used: ``hooks.invalid`` (a name no DNS ever resolves, RFC 2606) reaches the receiver only
+    because the request connects to the checked address, with the original name as its Host header. (The
+    guard here counts loopback as public, so that the address it approves can be a local receiver.)"""
+    async with (running_stack(database_url, allow_private_urls=False, **FAST) as stack,
+                receivers(1) as (receiver,)):
+        fake_dns(stack, {"hooks.invalid": ["127.0.0.1"]})
+        stack.notify.service.net_guard.is_public = lambda _address: True
+        dapp = await stack.create_dapp()
+        await add_webhook(stack, dapp, f"http://hooks.invalid:{receiver.port}/hooks/notify")
+        async with Wallet(stack) as wallet:
+            await wallet.register(dapp.domain)
+            await wallet.subscribe(dapp, ["alerts"])
+        (hit,) = await receiver.wait(1)
+        assert hit.json["event"] == "subscribed"
+        assert hit.headers["host"] == f"hooks.invalid:{receiver.port}"

@@ -15,9 +15,11 @@ does, for dapps and receivers on the developer's own machine), only public addre
 * :meth:`NetGuard.check` resolves a host (``loop.getaddrinfo``, injectable for tests) and refuses it when
   **any** address is not public, so a DNS name pointing inside is refused before any connection is made.
 
-Left open: DNS rebinding. httpx resolves the name again when it connects, so a name whose DNS answer changes
-between the check and the connection (a TTL of 0 under an attacker's control) can still reach an internal
-address. Restrict the server's outbound network too when project owners are not trusted (docs/webhooks.md).
+* :func:`pinned` turns a URL and the address the check approved into the request that connects to exactly
+  that address: the URL names the address, the ``Host`` header the original host, and for https the TLS
+  server name (SNI, and the name the certificate is verified against) is the original host too. So a name
+  whose DNS answer changes between the check and the connection (DNS rebinding, a TTL of 0 under an
+  attacker's control) cannot lead the request anywhere the check did not see.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ import re
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
+
+import httpx
 
 __all__ = [
     "OPTION_HINT",
@@ -35,6 +40,7 @@ __all__ = [
     "NonPublicAddressError",
     "Resolver",
     "is_public_address",
+    "pinned",
     "refused_literal",
     "system_resolver",
 ]
@@ -143,22 +149,35 @@ class NetGuard:
 
     allow_private: bool = False
     resolver: Resolver = system_resolver
+    is_public: Callable[[IPAddress], bool] = is_public_address  # the rule for resolved addresses (tests)
 
-    async def check(self, host: str, port: int) -> None:
-        """Return when the server may connect to ``host``; raise :class:`NonPublicAddressError` when it or any
+    async def check(self, host: str, port: int) -> str | None:
+        """The address to connect to for ``host`` (see :func:`pinned`), or None to connect to the host as it
+        is (private URLs allowed, or an IP literal); raise :class:`NonPublicAddressError` when the host or any
         address it resolves to is not public (``OSError`` when it does not resolve). Makes no connection."""
         if self.allow_private:
-            return
+            return None
         reason = refused_literal(host)
         if reason is not None:
             raise NonPublicAddressError(f"{reason}; {OPTION_HINT}")
         if _literal(host.lower()) is not None:
-            return
+            return None
         addresses = await self.resolver(host, port)
         if not addresses:
             raise OSError(f"{host} resolves to no address")
         for text in addresses:
             address = _address(text)
-            if not is_public_address(address):
+            if not self.is_public(address):
                 raise NonPublicAddressError(f"{host} resolves to {address}, not a public address "
                                             f"({_kind(address)}); {OPTION_HINT}")
+        return addresses[0]
+
+
+def pinned(url: httpx.URL, address: str | None) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
+    """``(url, headers, extensions)`` of a request to ``url`` that connects to ``address`` (from
+    :meth:`NetGuard.check`) and to nothing else, with the original host in ``Host`` and, for https, as the
+    TLS server name; ``address`` None: the URL as it is."""
+    if address is None:
+        return url, {}, {}
+    extensions: dict[str, Any] = {"sni_hostname": url.host} if url.scheme == "https" else {}
+    return url.copy_with(host=address), {"host": url.netloc.decode("ascii")}, extensions

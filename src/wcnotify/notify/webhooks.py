@@ -23,7 +23,7 @@ Rules (docs/webhooks.md is the dapp-facing version):
    Retrying 4xx too keeps rule 3's promise simple: an event is skipped only by rule 6; a receiver that
    wants to ignore an event answers 2xx. Unless the server allows private URLs, each attempt first resolves
    the URL's host and, when any address is not public (notify/netguard.py), connects nowhere: a failed
-   attempt whose ``last_error`` says so.
+   attempt whose ``last_error`` says so; otherwise it connects to the address it checked (no second lookup).
 6. **Give up.** When an attempt fails, pending events of that webhook older than ``WEBHOOK_EVENT_MAX_AGE``
    are dropped (and counted in ``failed``), so a dead URL holds at most three days of events.
 7. **Isolation.** Delivery runs in its own task, never inside a wallet handler or a database transaction,
@@ -55,7 +55,7 @@ from sqlalchemy import and_, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wcnotify import spec
-from wcnotify.notify.netguard import NetGuard, NonPublicAddressError
+from wcnotify.notify.netguard import NetGuard, NonPublicAddressError, pinned
 from wcnotify.notify.store import Database, Project, Subscriber, new_id
 from wcnotify.protocol.webhook_signature import signature_header
 from wcnotify.spec import WebhookEvent
@@ -565,8 +565,9 @@ class WebhookDispatcher:
         try:
             async with asyncio.timeout(self.timeout):
                 url = httpx.URL(claim.url)
-                await self.guard.check(url.host, url.port or (443 if url.scheme == "https" else 80))
-                return await self._send(claim.url, body, headers)
+                address = await self.guard.check(url.host, url.port or (443 if url.scheme == "https" else 80))
+                target, host, extensions = pinned(url, address)  # connect to the address checked, nowhere else
+                return await self._send(target, body, {**headers, **host}, extensions)
         except NonPublicAddressError as exc:
             return f"refused, no connection made: {exc}"
         except TimeoutError:
@@ -574,8 +575,10 @@ class WebhookDispatcher:
         except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
             return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
-    async def _send(self, url: str, body: bytes, headers: dict[str, str]) -> str | None:
-        async with self._http.stream("POST", url, content=body, headers=headers) as response:
+    async def _send(
+        self, url: httpx.URL, body: bytes, headers: dict[str, str], extensions: dict[str, Any]
+    ) -> str | None:
+        async with self._http.stream("POST", url, content=body, headers=headers, extensions=extensions) as response:
             status = response.status_code
             if 200 <= status < 300:
                 await _read_at_most(response, _RESPONSE_READ_MAX)

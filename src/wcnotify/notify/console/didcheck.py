@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import orjson
 
-from wcnotify.notify.netguard import NetGuard, NonPublicAddressError
+from wcnotify.notify.netguard import NetGuard, NonPublicAddressError, pinned
 from wcnotify.notify.store import Project
 from wcnotify.protocol.did import DidError, did_web, did_web_url, parse_did_document
 
@@ -76,8 +76,8 @@ async def check_did(
     try:
         async with asyncio.timeout(timeout):
             target = httpx.URL(url)
-            await guard.check(target.host, target.port or (443 if target.scheme == "https" else 80))
-        status, body = await _fetch(client, url, max(timeout - (time.monotonic() - started), 0.001))
+            address = await guard.check(target.host, target.port or (443 if target.scheme == "https" else 80))
+        status, body = await _fetch(client, pinned(target, address), max(timeout - (time.monotonic() - started), 0.001))
     except NonPublicAddressError as exc:
         return DidCheck(UNREACHABLE, f"not fetched: {exc}", domain, url, elapsed_ms=_ms(started))
     except (TimeoutError, httpx.TimeoutException):
@@ -93,9 +93,13 @@ async def check_did(
     return _judge(project, domain, url, status=status, body=body, elapsed=_ms(started))
 
 
-async def _fetch(client: httpx.AsyncClient, url: str, timeout: float) -> tuple[int, bytes | None]:
-    """The status and, for a 200, the body (None when larger than MAX_DOCUMENT)."""
-    async with asyncio.timeout(timeout), client.stream("GET", url) as response:
+async def _fetch(
+    client: httpx.AsyncClient, request: tuple[httpx.URL, dict[str, str], dict[str, Any]], timeout: float
+) -> tuple[int, bytes | None]:
+    """The status and, for a 200, the body (None when larger than MAX_DOCUMENT); ``request`` is what
+    :func:`~wcnotify.notify.netguard.pinned` made (the URL, the Host header, the TLS server name)."""
+    url, headers, extensions = request
+    async with asyncio.timeout(timeout), client.stream("GET", url, headers=headers, extensions=extensions) as response:
         if response.status_code != 200:
             return response.status_code, b""
         body = b""
