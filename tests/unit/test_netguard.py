@@ -5,9 +5,17 @@ from __future__ import annotations
 
 import socket
 
+import httpx
 import pytest
 
-from wcnotify.notify.netguard import NetGuard, NonPublicAddressError, Resolver, is_public_address, refused_literal
+from wcnotify.notify.netguard import (
+    NetGuard,
+    NonPublicAddressError,
+    Resolver,
+    is_public_address,
+    pinned,
+    refused_literal,
+)
 
 NOT_PUBLIC = [
     "127.0.0.1", "127.255.255.254",  # loopback
@@ -94,3 +102,15 @@ async def test_the_check_resolves_and_refuses_any_non_public_address() -> None:
     lenient = NetGuard(allow_private=True, resolver=resolver({}))
     for host in ("inside.test", "127.0.0.1", "localhost", "unknown.test"):
         await lenient.check(host, 80)
+
+
+def test_pinned_requests_name_the_checked_address_and_keep_the_host() -> None:
+    url = httpx.URL("https://hooks.example.com:8443/notify?x=1")
+    target, headers, extensions = pinned(url, "2001:db8::7")
+    assert str(target) == "https://[2001:db8::7]:8443/notify?x=1"
+    # the name stays the Host and the TLS server name; a connection verified for it is used for it alone
+    assert headers == {"host": "hooks.example.com:8443", "connection": "close"}
+    assert extensions == {"sni_hostname": "hooks.example.com"}
+    target, headers, extensions = pinned(httpx.URL("http://hooks.example.com/h"), "93.184.216.34")
+    assert (str(target), headers, extensions) == ("http://93.184.216.34/h", {"host": "hooks.example.com"}, {})
+    assert pinned(url, None) == (url, {}, {})  # private URLs allowed, or an IP literal: as it is

@@ -179,5 +179,11 @@ def pinned(url: httpx.URL, address: str | None) -> tuple[httpx.URL, dict[str, st
     TLS server name; ``address`` None: the URL as it is."""
     if address is None:
         return url, {}, {}
-    extensions: dict[str, Any] = {"sni_hostname": url.host} if url.scheme == "https" else {}
-    return url.copy_with(host=address), {"host": url.netloc.decode("ascii")}, extensions
+    headers = {"host": url.netloc.decode("ascii")}
+    extensions: dict[str, Any] = {}
+    if url.scheme == "https":
+        extensions["sni_hostname"] = url.host
+        # the client pools connections by address: a TLS connection verified for one name must not carry a
+        # request for another name that resolved to the same address, so a pinned https request is not reused
+        headers["connection"] = "close"
+    return url.copy_with(host=address), headers, extensions
