@@ -17,6 +17,7 @@ import orjson
 import pytest
 from sqlalchemy import select
 
+from wcnotify.dapp._asgi import lifespan
 from wcnotify.notify.console import didcheck
 from wcnotify.protocol.crypto import Ed25519KeyPair, X25519KeyPair, topic_of
 from wcnotify.protocol.did import build_did_document
@@ -50,13 +51,8 @@ class Site:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await lifespan(receive, send)
+            return
         route = self.routes.get(scope["path"], (404, [], b"not here"))
         if route == "hang":
             await self.released.wait()

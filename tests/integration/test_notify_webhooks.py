@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from wcnotify import spec
+from wcnotify.dapp._asgi import lifespan
 from wcnotify.notify import store
 from wcnotify.notify import webhooks as wh
 from wcnotify.notify.netguard import NetGuard
@@ -74,13 +75,8 @@ class Receiver:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await lifespan(receive, send)
+            return
         body = b""
         while True:
             message = await receive()
