@@ -80,7 +80,7 @@ async def test_first_subscribes_of_one_account_from_two_devices_at_once(database
                 posted = await asyncio.gather(*(stack.redeliver(topic, message, spec.NOTIFY_SUBSCRIBE.request_tag)
                                                  for _request, message, _key, _reply in prepared))
                 assert [r.status_code for r in posted] == [204, 204], [r.text[:200] for r in posted]
-                answers = [await w.answer(spec.NOTIFY_SUBSCRIBE, *p[:1], *p[2:]) for w, p in zip((w1, w2), prepared,
-                                                                                                  strict=True)]
+                answers = [await w.answer(spec.NOTIFY_SUBSCRIBE, request, key, reply)
+                           for w, (request, _message, key, reply) in zip((w1, w2), prepared, strict=True)]
                 keys = [{e["symKey"] for e in a["sbs"] if e["appDomain"] == dapp.domain} for a in answers]
                 assert len(keys[0]) == 1 and keys[0] == keys[1]  # one subscription, seen by both devices
