@@ -5,6 +5,7 @@ such a command is a path, a test selection or a flag, and that is what runs here
 
 - reliability.md: each ``pytest`` command runs with ``--collect-only`` added (its paths and ``-k`` select
   tests: a renamed test or file fails here);
+- both: a variable a command sets (``WCNOTIFY_FAULT_OUTAGE_S=60 …``) must be read somewhere in src/ or tests/;
 - performance.md: each benchmark command (``wcnotify bench …`` or ``python bench/….py``) has its options
   parsed by the benchmark's own parser (``--help`` is not enough: it exits before unknown options are seen).
   The benchmarks themselves run with small sizes in test_relay_bench.py, test_fanout_bench.py and
@@ -28,10 +29,20 @@ from wcnotify.cli import app
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _assert_variables_are_read(command: str) -> None:
+    """Each ``NAME=value`` a doc command sets names a variable the code reads (a renamed one fails here)."""
+    code = "\n".join(p.read_text() for d in ("src", "tests") for p in (ROOT / d).rglob("*.py"))
+    for word in shlex.split(command.split("#", 1)[0]):
+        name = word.split("=", 1)[0]
+        if "=" in word and not word.startswith("-") and name.isupper():
+            assert f'"{name}"' in code, (command, name)
+
+
 def test_reliability_commands_select_the_fault_tests() -> None:
     commands = sh_commands(ROOT / "docs" / "reliability.md")
     assert len(commands) == 3, commands
     for command in commands:
+        _assert_variables_are_read(command)
         words = shlex.split(command.split("#", 1)[0])
         env = {**os.environ, **dict(w.split("=", 1) for w in words if "=" in w and not w.startswith("-"))}
         words = [w for w in words if not ("=" in w and not w.startswith("-"))]
@@ -54,6 +65,7 @@ def test_performance_commands_name_real_options(monkeypatch: pytest.MonkeyPatch)
     runner = CliRunner()
     modules = _bench_parsers()
     for command in commands:
+        _assert_variables_are_read(command)
         words = [w for w in shlex.split(command.split("#", 1)[0]) if "=" not in w or w.startswith("-")]
         if words[0] == ".venv/bin/wcnotify":
             assert words[1] == "bench", command
