@@ -223,8 +223,12 @@ class WalletStore:
 
     # ------------------------------------------------------------------------------- notifications
 
-    async def add_notification(self, n: Notification) -> bool:
-        """Store ``n`` unless its id is known; True when it is new. Trims the topic to ``history_cap``."""
+    async def add_notification(self, n: Notification, *, update_read: bool = False) -> bool:
+        """Store ``n`` unless its id is known; True when it is new. Trims the topic to ``history_cap``.
+
+        ``update_read``: ``n`` comes from the server's history, whose read flag is the account's, so a known
+        notification read there (on another device) becomes read here. Read never turns back to unread: the
+        protocol has no "mark unread", and a relay delivery (always unread) must not undo a read."""
         async with self._tx():
             cur = await self._db.execute(
                 "INSERT OR IGNORE INTO notifications (id, topic, account, app_domain, type, title, body, icon, url, "
@@ -233,6 +237,8 @@ class WalletStore:
                  int(n.is_read)),
             )
             new = cur.rowcount == 1
+            if not new and update_read and n.is_read:
+                await self._db.execute("UPDATE notifications SET is_read = 1 WHERE id = ? AND is_read = 0", (n.id,))
             if new:
                 await self._db.execute(
                     "DELETE FROM notifications WHERE topic = ? AND id NOT IN "
