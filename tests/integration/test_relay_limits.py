@@ -11,12 +11,14 @@ from pathlib import Path
 
 import orjson
 import pytest
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from wcnotify import spec
+from wcnotify.relay.client import relay_auth_jwt
 from wcnotify.relay.limits import RelayLimits
 from wcnotify.relay.server import RelayConfig, RelayServer
-from wcnotify.relay.testing import RawRelayPeer, random_topic
+from wcnotify.relay.testing import Ed25519KeyPair, RawRelayPeer, random_topic
 from wcnotify.spec import RELAY_MAX_TTL, RELAY_MIN_TTL
 
 from .conftest import RedisService
@@ -254,3 +256,40 @@ async def test_a_burst_of_pipelined_requests_is_answered_in_order_past_the_read_
         answers = await asyncio.wait_for(asyncio.gather(*(peer.unmatched(timeout=5) for _ in range(count))), 5)
         assert [a["id"] for a in answers] == list(range(1, count + 1))
         assert all(a.get("result") is True for a in answers), [a for a in answers if "result" not in a][:3]
+
+
+async def test_a_client_that_stops_reading_is_closed_with_1013_and_its_messages_wait_in_the_mailbox() -> None:
+    """A subscriber stops reading (its library stops reading the socket: max_queue=1) while 16 KiB messages
+    keep coming for it. Once the kernel's and the transport's buffers are full, at most ``max_outbox`` frames
+    wait in the relay; the next one closes it with 1013 (relay/ws_protocol.py), at once rather than after a
+    drain it would never allow. Another client is served throughout; what the slow one never acknowledged is
+    in the mailbox for its next connection."""
+    limits = RelayLimits(max_outbox=20, rate_burst=100_000, mailbox_per_topic=10_000)
+    topic, count = random_topic(), 2_000  # 32 MB: well past what loopback socket buffers hold
+    body = "y" * (16 * 1024)
+    async with RelayServer(RelayConfig(port=0, limits=limits)) as relay, \
+            await RawRelayPeer.open(relay.ws_url) as publisher, await RawRelayPeer.open(relay.ws_url) as other:
+        key = Ed25519KeyPair.generate()
+        token = relay_auth_jwt(key, relay.ws_url, int(time.time()))
+        async with connect(f"{relay.ws_url}/?auth={token}", proxy=None, compression=None, max_queue=1,
+                           close_timeout=1) as slow:
+            await slow.send(orjson.dumps({"id": 1, "jsonrpc": "2.0", "method": "irn_subscribe",
+                                          "params": {"topic": topic}}).decode())
+            assert orjson.loads(await slow.recv())["result"]
+            for n in range(count):
+                answer = await publisher.call("irn_publish", pub(topic, f"{n:05d}{body}"))
+                assert answer["result"] is True, answer
+                if n % 500 == 0:  # the other client gets its answers while the slow one's frames pile up
+                    assert (await other.call("irn_fetchMessages", {"topic": random_topic()}))["result"]
+            received = 0
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    await asyncio.wait_for(slow.recv(), 10)
+                    received += 1
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013, closed.value
+            assert "too slow" in closed.value.rcvd.reason
+            assert 0 < received < count
+        async with await RawRelayPeer.open(relay.ws_url, key) as again:
+            await again.call("irn_subscribe", {"topic": topic})
+            first = await again.push()
+            assert first["params"]["data"]["message"][:5] == "00000"  # nothing was acknowledged

@@ -13,7 +13,8 @@
 uvicorn does the WebSocket keepalive (a ping every ``RELAY_PING_INTERVAL`` s; no pong within
 ``RELAY_PING_TIMEOUT`` s drops the socket) and refuses frames over ``max_frame_bytes`` (close 1009).
 A client that reads too slowly to keep its outbox under ``max_outbox`` frames is closed with 1013: what it
-missed stays in the mailbox and comes back when it subscribes again.
+missed stays in the mailbox and comes back when it subscribes again. Under uvicorn with our protocol
+(``relay/ws_protocol.py``) frames skip ASGI's ``websocket.send`` and go straight to the connection.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from wcnotify.relay.sql_mailbox import SqlMailbox
 from wcnotify.relay.sql_watch import SqlWatchStore
 from wcnotify.relay.watch import WatchService
 from wcnotify.relay.watch_store import MemoryWatchStore, WatchStore
-from wcnotify.relay.ws_protocol import RelayWebSocketProtocol
+from wcnotify.relay.ws_protocol import DIRECT_SEND, RelayWebSocketProtocol
 from wcnotify.serving import AsgiService, bearer_token, client_host
 
 log = logging.getLogger("wcnotify.relay")
@@ -201,8 +202,15 @@ class RelayApp:
             return
         state = self._state()
         await ws.accept()
-        outbox = _Outbox(ws, state.limits.max_outbox)
-        session = RelaySession(state, client_id, outbox.emit)
+        direct: RelayWebSocketProtocol | None = ws.scope["extensions"].get(DIRECT_SEND)
+        outbox: _Outbox | None = None
+        if direct is not None:  # our uvicorn protocol: frames go straight to the connection (ws_protocol.py)
+            direct.outbox_limit = state.limits.max_outbox
+            emit = direct.send_frame
+        else:  # any other ASGI server or uvicorn implementation
+            outbox = _Outbox(ws, state.limits.max_outbox)
+            emit = outbox.emit
+        session = RelaySession(state, client_id, emit)
         self.connections += 1
         try:
             while True:
@@ -215,7 +223,8 @@ class RelayApp:
         finally:
             self.connections -= 1
             session.close()
-            await outbox.cancel()
+            if outbox is not None:
+                await outbox.cancel()
 
     # -- HTTP
 
