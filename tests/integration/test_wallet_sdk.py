@@ -5,18 +5,22 @@ of one account kept in step by watch, restarts, and what a hostile or flaky netw
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from wcnotify import spec
 from wcnotify.protocol import jsonrpc
-from wcnotify.protocol.crypto import Ed25519KeyPair, encode_type0
-from wcnotify.protocol.did import Account, did_web, encode_did_key
-from wcnotify.protocol.jwt import NotifyMessageClaims
+from wcnotify.protocol.crypto import Ed25519KeyPair, decrypt
+from wcnotify.protocol.did import Account, encode_did_key
+from wcnotify.protocol.jwt import NotifyMessageClaims, NotifyMessageResponseClaims, decode_jwt, encode_jwt
+from wcnotify.relay.client import RelayClient
 from wcnotify.wallet import (
+    ForgedAnswerError,
     NoAnswerError,
     NotificationReceived,
     NotificationRejected,
@@ -26,7 +30,7 @@ from wcnotify.wallet import (
 )
 
 from .notify_stack import running_stack
-from .wallet_devices import StackResolver, device, new_account, next_of
+from .wallet_devices import StackResolver, device, new_account, next_of, publish_notification
 
 
 async def test_one_device_subscribes_receives_reads_updates_and_deletes(database_url: str, tmp_path: Path) -> None:
@@ -143,21 +147,8 @@ async def test_forged_and_repeated_notifications(database_url: str, tmp_path: Pa
             await w.register_with_key(account, eth.key, dapp.domain)
             sub = await w.subscribe(account, dapp.domain)
 
-            async def publish(key: Ed25519KeyPair, msg_id: str, title: str) -> None:
-                now = int(time.time())
-                claims = NotifyMessageClaims(
-                    iat=now, exp=now + 60, iss=encode_did_key(key.public_key), sub=Account.parse(account).did_pkh,
-                    app=did_web(dapp.domain),
-                    msg={"id": msg_id, "sent_at": now * 1000, "type": dapp.types["alerts"], "title": title,
-                         "body": "b", "icon": "", "url": "", "is_read": False},
-                )
-                request = jsonrpc.Request(jsonrpc.payload_id(now * 1000, 1), spec.NOTIFY_MESSAGE.method,
-                                          {"messageAuth": claims.sign(key)})
-                await stack.relay_publish(sub.topic, encode_type0(sub.sym_key, jsonrpc.encode(request)),
-                                          tag=spec.NOTIFY_MESSAGE.request_tag)
-
             with w.events() as events:
-                await publish(Ed25519KeyPair.generate(), str(uuid.uuid4()), "forged")
+                await publish_notification(stack, sub, Ed25519KeyPair.generate(), title="forged")
                 rejected = await next_of(events, NotificationRejected)
                 assert "not by the app's key" in rejected.reason and rejected.topic == sub.topic
 
@@ -166,8 +157,8 @@ async def test_forged_and_repeated_notifications(database_url: str, tmp_path: Pa
                 assert real.title == "real" and result["sent"] == [account]
                 # the same notification again (a relay redelivery, or a replay by someone on the topic)
                 key = await stack.project_key(dapp)
-                await publish(key, real.id, "real")
-                await publish(key, str(uuid.uuid4()), "second")
+                await publish_notification(stack, sub, key, msg_id=real.id, title="real")
+                await publish_notification(stack, sub, key, title="second")
                 assert (await next_of(events, NotificationReceived)).notification.title == "second"
             assert sorted(n.title for n in await w.notifications(dapp.domain)) == ["real", "second"]
 
@@ -239,3 +230,159 @@ async def test_a_silent_notify_server_is_a_clear_error(database_url: str, tmp_pa
             with pytest.raises(NoAnswerError, match="no answer from the notify server"):
                 await w.subscribe(account, dapp.domain)
             assert await w.subscriptions(account) == []
+
+
+async def test_tampered_and_misaddressed_notifications_are_dropped(database_url: str, tmp_path: Path) -> None:
+    """Signed with the app's own key, yet wrong: a payload altered after signing, one about another account, one
+    claiming another app. Each is dropped with its own reason and nothing is stored; the same key with nothing
+    altered is shown (so the three were refused for what was wrong in them, not for the key)."""
+    async with running_stack(database_url) as stack:
+        resolver = StackResolver(stack)
+        dapp = resolver.add(await stack.create_dapp())
+        eth, account = new_account()
+        _, stranger = new_account()
+        async with device(stack, tmp_path / "w.db", resolver) as w:
+            await w.register_with_key(account, eth.key, dapp.domain)
+            sub = await w.subscribe(account, dapp.domain)
+            key = await stack.project_key(dapp)
+            cases: list[tuple[dict[str, Any], str]] = [
+                ({"tamper": True}, "signature does not verify"),
+                ({"account": stranger}, "addressed to another account"),
+                ({"app_domain": "elsewhere.example.com"}, "claims to come from did:web:elsewhere.example.com"),
+            ]
+            with w.events() as events:
+                for options, reason in cases:
+                    await publish_notification(stack, sub, key, title="bad", **options)
+                    rejected = await next_of(events, NotificationRejected)
+                    assert reason in rejected.reason and rejected.topic == sub.topic, rejected
+                good = await publish_notification(stack, sub, key, title="good")
+                assert (await next_of(events, NotificationReceived)).notification.id == good
+            assert [n.title for n in await w.notifications(dapp.domain)] == ["good"]
+
+
+async def test_a_subscription_key_other_than_the_derived_one_is_refused(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The seed's check: P = HKDF(DH(Y, Z)) must be the answer's symKey. A server that holds the app's key but
+    names a key of its own choosing (so it, not only the dapp, could read and forge the subscription's
+    notifications) is refused and nothing is stored. Re-subscribing an existing subscription, where the server
+    legitimately sends no Z, is accepted."""
+    async with running_stack(database_url) as stack:
+        resolver = StackResolver(stack)
+        dapp = resolver.add(await stack.create_dapp())
+        eth, account = new_account()
+        async with device(stack, tmp_path / "w.db", resolver) as w:
+            await w.register_with_key(account, eth.key, dapp.domain)
+            app_key = await stack.project_key(dapp)
+            honest = w.request
+            seen: list[dict[str, Any]] = []
+
+            async def malicious(rpc: spec.RpcSpec, token: str, **options: Any) -> str:
+                answer = await honest(rpc, token, **options)
+                claims = dict(decode_jwt(answer).claims)
+                seen.append(claims)
+                if rpc is spec.NOTIFY_SUBSCRIBE:  # the real answer, re-signed with another symKey
+                    claims["sbs"] = [{**entry, "symKey": os.urandom(32).hex()} for entry in claims["sbs"]]
+                return encode_jwt(claims, app_key)
+
+            monkeypatch.setattr(w, "request", malicious)
+            with pytest.raises(ForgedAnswerError, match="not the one derived from Y and the server's Z"):
+                await w.subscribe(account, dapp.domain)
+            assert spec.NOTIFY_SUBSCRIBE_KEY_CLAIM in seen[-1]
+            assert await w.subscriptions(account) == []
+
+            monkeypatch.undo()
+            sub = await w.subscribe(account, dapp.domain)  # renews the server's subscription: no Z this time
+            assert [s.topic for s in await w.subscriptions(account)] == [sub.topic]
+
+
+async def test_each_notification_is_acknowledged_with_notify_message_response(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A raw relay peer on the subscription topic sees, for every ``wc_notifyMessage``, the wallet's
+    ``notify_message_response`` (tag 4003) with the same JSON-RPC id, signed by the device's identity key for
+    the app's key and this account."""
+    async with running_stack(database_url) as stack:
+        resolver = StackResolver(stack)
+        dapp = resolver.add(await stack.create_dapp())
+        eth, account = new_account()
+        async with device(stack, tmp_path / "w.db", resolver) as w, RelayClient(stack.relay.ws_url) as peer:
+            await w.register_with_key(account, eth.key, dapp.domain)
+            sub = await w.subscribe(account, dapp.domain)
+            await peer.subscribe(sub.topic)
+            stored = await w.store.get_key(f"identity:{account}")
+            assert stored is not None
+            identity = encode_did_key(Ed25519KeyPair.from_seed(stored[0]).public_key)
+            with w.events() as events:
+                for title in ("one", "two"):
+                    await stack.send(dapp, [account], title=title)
+                received = {(await next_of(events, NotificationReceived)).notification.id for _ in range(2)}
+
+            rpc = spec.NOTIFY_MESSAGE
+            requests: dict[jsonrpc.JsonRpcId, str] = {}  # JSON-RPC id -> msg.id
+            acks: dict[jsonrpc.JsonRpcId, NotifyMessageResponseClaims] = {}
+            deadline = time.monotonic() + 10
+            while len(requests) < 2 or acks.keys() != requests.keys():
+                message = await peer.next_message(timeout=max(0.01, deadline - time.monotonic()))
+                parsed = jsonrpc.parse_message(decrypt(message.message, sub.sym_key))
+                if message.tag == rpc.request_tag and isinstance(parsed, jsonrpc.Request):
+                    claims = NotifyMessageClaims.verify(parsed.params["messageAuth"], now=int(time.time()))
+                    requests[parsed.id] = str(claims.msg["id"])
+                elif message.tag == rpc.response_tag and isinstance(parsed, jsonrpc.Result):
+                    acks[parsed.id] = NotifyMessageResponseClaims.verify(
+                        parsed.result[rpc.result_key], now=int(time.time()), aud=dapp.auth_did)
+            assert set(requests.values()) == received
+            for ack in acks.values():
+                assert ack.iss == identity and ack.sub == Account.parse(account).did_pkh and ack.app == sub.app
+
+
+async def test_history_pages_and_read_state_across_devices(database_url: str, tmp_path: Path) -> None:
+    """``history(limit, after, unread_first)`` pages the server's inbox in both orders; a read state set on one
+    device reaches another's local inbox through its history refresh; ``mark_read()`` (all) reaches the server."""
+    async with running_stack(database_url) as stack:
+        resolver = StackResolver(stack)
+        dapp = resolver.add(await stack.create_dapp())
+        eth, account = new_account()
+        async with device(stack, tmp_path / "a.db", resolver) as a, device(stack, tmp_path / "b.db", resolver) as b:
+            await a.register_with_key(account, eth.key, dapp.domain)
+            await a.subscribe(account, dapp.domain)
+            await b.register_with_key(account, eth.key, dapp.domain)  # the watch answer brings the subscription
+            with a.events() as ea, b.events() as eb:
+                for i in range(5):
+                    await stack.send(dapp, [account], title=f"n{i}")
+                    await asyncio.gather(next_of(ea, NotificationReceived), next_of(eb, NotificationReceived))
+
+            full = (await a.history(dapp.domain, limit=50, unread_first=False)).notifications
+            assert [n.title for n in full] == ["n4", "n3", "n2", "n1", "n0"]  # newest first
+            ids = [n.id for n in full]
+
+            async def pages(device_: Any, limit: int, unread_first: bool) -> list[list[str]]:
+                out: list[list[str]] = []
+                after = None
+                while True:
+                    page = await device_.history(dapp.domain, limit=limit, after=after, unread_first=unread_first)
+                    out.append([n.id for n in page.notifications])
+                    if not page.has_more:
+                        return out
+                    after = out[-1][-1]
+
+            assert await pages(a, 2, False) == [ids[0:2], ids[2:4], ids[4:5]]
+            await a.mark_read(dapp.domain, [ids[1], ids[3]])
+            read = {ids[1], ids[3]}
+            unread_order = [i for i in ids if i not in read] + [i for i in ids if i in read]
+            assert await pages(a, 2, True) == [unread_order[0:2], unread_order[2:4], unread_order[4:5]]
+            assert await pages(a, 2, False) == [ids[0:2], ids[2:4], ids[4:5]]
+            first = await a.history(dapp.domain, limit=3, unread_first=True)
+            assert first.has_more and not first.has_more_unread  # the three unread were all on this page
+            assert [n.is_read for n in first.notifications] == [False, False, False]
+
+            # b received all five over the relay, unread; its history refresh brings a's read state home
+            assert len(await b.notifications(dapp.domain, unread_only=True)) == 5
+            await b.history(dapp.domain, limit=50)
+            assert {n.id for n in await b.notifications(dapp.domain, unread_only=True)} == set(ids) - read
+
+            await b.mark_read(dapp.domain)  # all of them, on the server
+            assert await b.notifications(dapp.domain, unread_only=True) == []
+            on_server = (await a.history(dapp.domain, limit=50, unread_first=False)).notifications
+            assert [n.id for n in on_server] == ids and all(n.is_read for n in on_server)
+            assert await a.notifications(dapp.domain, unread_only=True) == []

@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 from eth_account import Account as EthAccount
 
-from wcnotify.protocol.did import DidWebKeys, did_web, parse_did_document
-from wcnotify.wallet import EventStream, NotifyClient
+from wcnotify import spec
+from wcnotify.protocol import jsonrpc
+from wcnotify.protocol.crypto import Ed25519KeyPair, b64url_encode, encode_type0
+from wcnotify.protocol.did import Account, DidWebKeys, did_web, encode_did_key, parse_did_document
+from wcnotify.protocol.jwt import NotifyMessageClaims
+from wcnotify.wallet import EventStream, NotifyClient, Subscription
 from wcnotify.wallet.resolver import DidResolutionError
 
 from .notify_stack import Dapp, Stack
@@ -73,3 +79,30 @@ async def next_of(stream: EventStream, kind: type[E], timeout: float = 10) -> E:
         event = await stream.next(timeout=max(0.01, deadline - time.monotonic()))
         if isinstance(event, kind):
             return event
+
+
+async def publish_notification(
+    stack: Stack, sub: Subscription, key: Ed25519KeyPair, *, msg_id: str | None = None, title: str = "hello",
+    account: str | None = None, app_domain: str | None = None, tamper: bool = False,
+) -> str:
+    """Publish a ``wc_notifyMessage`` on ``sub``'s topic as a third party would: signed by ``key``, about
+    ``account`` and ``app_domain`` (the subscription's unless given). ``tamper``: the payload is altered after
+    signing (the title changed), so the signature no longer verifies. Returns ``msg.id``."""
+    now = int(time.time())
+    msg_id = msg_id or str(uuid.uuid4())
+    claims = NotifyMessageClaims(
+        iat=now, exp=now + 60, iss=encode_did_key(key.public_key), sub=Account.parse(account or sub.account).did_pkh,
+        app=did_web(app_domain or sub.app_domain),
+        msg={"id": msg_id, "sent_at": now * 1000, "type": sub.scope[0], "title": title, "body": "b", "icon": "",
+             "url": "", "is_read": False},
+    )
+    token = claims.sign(key)
+    if tamper:
+        header, _payload, signature = token.split(".")
+        altered = claims.to_claims()
+        altered["msg"] = {**altered["msg"], "title": title + " (altered)"}
+        token = ".".join((header, b64url_encode(orjson.dumps(altered)), signature))
+    request = jsonrpc.Request(jsonrpc.payload_id(now * 1000, 1), spec.NOTIFY_MESSAGE.method, {"messageAuth": token})
+    await stack.relay_publish(sub.topic, encode_type0(sub.sym_key, jsonrpc.encode(request)),
+                              tag=spec.NOTIFY_MESSAGE.request_tag)
+    return msg_id

@@ -220,6 +220,8 @@ class NotifyClient:
         http: httpx.AsyncClient | None = None,
         history_cap: int = spec.WALLET_HISTORY_CAP,
         response_timeout: float = spec.WALLET_RESPONSE_TIMEOUT,
+        watch_refresh: float = spec.WALLET_WATCH_REFRESH,
+        keeper_interval: float = spec.WALLET_KEEPER_INTERVAL,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = path
@@ -228,6 +230,10 @@ class NotifyClient:
         self.notify_server_url = notify_server_url.rstrip("/")
         self.history_cap = history_cap
         self.response_timeout = response_timeout
+        # the keeper renews a watch older than ``watch_refresh`` (the server drops a watcher after a day) or from
+        # an earlier relay connection, checking every ``keeper_interval``; tests shorten both
+        self.watch_refresh = watch_refresh
+        self.keeper_interval = keeper_interval
         self.clock = clock
         self._own_http = http is None
         self.http = http or httpx.AsyncClient(timeout=10, trust_env=False)
@@ -335,10 +341,10 @@ class NotifyClient:
 
     async def _keeper(self) -> None:
         while True:
-            await asyncio.sleep(spec.WALLET_KEEPER_INTERVAL)
+            await asyncio.sleep(self.keeper_interval)
             for account in await self.accounts():
                 when, connection = self._watched.get(account, (0.0, -1))
-                stale = self.clock() - when > spec.WALLET_WATCH_REFRESH
+                stale = self.clock() - when > self.watch_refresh
                 if stale or connection != self.relay.connects:
                     try:
                         await self.watch_subscriptions(account)
@@ -645,7 +651,16 @@ class NotifyClient:
             raise ForgedAnswerError(f"the subscribe answer lists no subscription to {domain}")
         if mine.app_authentication_key != keys.authentication_did_key:
             raise ForgedAnswerError("the subscribe answer names another authentication key than the app's did.json")
+        # The seed protocol's check: P = HKDF(DH(Y, Z)) must be the symKey the answer lists. The server sends Z
+        # only when it creates the subscription. Without Z the check cannot run, and that is legitimate in two
+        # cases: the account was already subscribed (the server renews that subscription and keeps its key,
+        # derived from another request's Y, maybe another device's: notify/handlers.py _write_subscribe), and
+        # the final reference server, which draws the key from a random secret and never sends Z
+        # (protocol.md §8 Subscribe). The answer is still signed by the app's key for us, checked above, and
+        # the topic is derived from symKey (Subscription.from_sbs). A Z that is present must match.
         z = answer.extra.get(spec.NOTIFY_SUBSCRIBE_KEY_CLAIM)
+        if z is not None and not isinstance(z, str):
+            raise ForgedAnswerError("the subscribe answer's publicKey is not a hex string")
         if isinstance(z, str):
             try:
                 derived = derive_sym_key(y.private_key, bytes.fromhex(z))
@@ -709,7 +724,18 @@ class NotifyClient:
         raise UnknownSubscriptionError(f"no subscription {topic_or_domain[:64]!r} on this device")
 
     async def _call(self, sub: Subscription, rpc: spec.RpcSpec, kind: Any, claims_type: Any, **claims: Any) -> Any:
-        identity, _ = await self._identity(sub.account)
+        """Send a request about ``sub`` on its topic, signed by this device's identity key; the verified answer.
+
+        A device that learned the subscription through Sync only holds its key (enough to receive), not an
+        identity key: the server accepts update, delete, history and read requests only when signed by a key
+        the keys server vouches for, so such a device must register before it can act on the subscription."""
+        try:
+            identity, _ = await self._identity(sub.account)
+        except NotRegisteredError:
+            raise NotRegisteredError(
+                f"{sub.account} is not registered on this device (it follows {sub.app_domain} through Sync only): "
+                f"{rpc.method} must be signed by a registered identity key, so call register() on this device first"
+            ) from None
         request = claims_type(**self._claims(identity, sub.account, rpc.request_ttl), aud=sub.app_authentication_key,
                               app=sub.app, **claims)
         token = await self.request(rpc, request.sign(identity), topic=sub.topic, key=sub.sym_key)
@@ -808,7 +834,8 @@ class NotifyClient:
             except MalformedEntryError as exc:
                 log.warning("skipping a malformed history item: %s", exc)
                 continue
-            await self.store.add_notification(n)
+            # the server's read flag is the account's (another device may have marked it read): keep it here too
+            await self.store.add_notification(n, update_read=True)
             out.append(n)
         return HistoryPage(tuple(out), answer.mre, answer.mur)
 
