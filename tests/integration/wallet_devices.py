@@ -8,10 +8,11 @@ that serve a did.json on a ``localhost:PORT`` domain use the SDK's default resol
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -106,3 +107,21 @@ async def publish_notification(
     await stack.relay_publish(sub.topic, encode_type0(sub.sym_key, jsonrpc.encode(request)),
                               tag=spec.NOTIFY_MESSAGE.request_tag)
     return msg_id
+
+
+async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 10) -> None:
+    """Poll ``check`` until it holds (a device's state after Sync or watch); fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        await asyncio.sleep(0.05)
+
+
+async def until_following(client: NotifyClient, account: str, topics: set[str], timeout: float = 10) -> None:
+    """Wait until ``client``'s subscriptions of ``account`` are exactly ``topics``."""
+
+    async def check() -> bool:
+        return {s.topic for s in await client.subscriptions(account)} == topics
+
+    await until(check, f"{client.path} follows {len(topics)} subscription(s)", timeout)
