@@ -12,23 +12,27 @@ import pytest
 from sqlalchemy import delete
 
 from wcnotify import spec
-from wcnotify.protocol import jsonrpc
-from wcnotify.protocol.cacao import sign_eip191
-from wcnotify.protocol.crypto import Ed25519KeyPair, encode_type0
+from wcnotify.protocol.crypto import Ed25519KeyPair
 from wcnotify.protocol.did import encode_did_key
-from wcnotify.protocol.sync import SyncDel, SyncSet, derive_store, record_request, store_topic
+from wcnotify.protocol.sync import SyncDel, SyncSet
 from wcnotify.storage import create_engine
 from wcnotify.storage.tables import watchers
 from wcnotify.wallet import NotificationReceived, NotifyClient, NotRegisteredError
 
-from .notify_stack import Stack, running_stack
-from .wallet_devices import StackResolver, device, new_account, next_of, publish_notification, until, until_following
+from .notify_stack import running_stack
+from .wallet_devices import (
+    StackResolver,
+    device,
+    new_account,
+    next_of,
+    publish_notification,
+    publish_record,
+    sync_signature,
+    until,
+    until_following,
+)
 
 SUBS = spec.SYNC_STORE_PUSH_SUBSCRIPTION
-
-
-def sync_signature(eth_key: bytes, account: str) -> str:
-    return sign_eip191(f"{spec.SYNC_MESSAGE_PREFIX}{account}{spec.SYNC_MESSAGE_SUFFIX}", eth_key)
 
 
 async def nothing_received(devices: list[NotifyClient], wait: float = 1.0) -> None:
@@ -40,13 +44,6 @@ async def nothing_received(devices: list[NotifyClient], wait: float = 1.0) -> No
     finally:
         for s in streams:
             s.close()
-
-
-async def publish_record(stack: Stack, signature: str, record: SyncSet | SyncDel) -> None:
-    """Publish a Sync record on its store topic as a device of the account would (it holds the signature)."""
-    key = derive_store(signature, record.store).key
-    await stack.relay_publish(store_topic(key), encode_type0(key, jsonrpc.encode(record_request(record))),
-                              tag=record.rpc.request_tag, ttl=record.rpc.request_ttl)
 
 
 async def test_a_delete_on_a_device_that_learned_it_through_sync_reaches_every_device(

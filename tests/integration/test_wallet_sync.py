@@ -13,10 +13,11 @@ import pytest
 from wcnotify import spec
 from wcnotify.protocol.cacao import sign_eip191
 from wcnotify.protocol.notify_sync import parse_push_subscription
+from wcnotify.protocol.sync import SyncDel, SyncSet
 from wcnotify.wallet import NotificationReceived, SubscriptionsChanged, WalletError
 
 from .notify_stack import running_stack
-from .wallet_devices import StackResolver, device, new_account, next_of
+from .wallet_devices import StackResolver, device, new_account, next_of, publish_record, until
 
 
 async def test_subscriptions_reach_every_device_through_sync(database_url: str, tmp_path: Path) -> None:
@@ -39,6 +40,7 @@ async def test_subscriptions_reach_every_device_through_sync(database_url: str, 
             assert followed == sub  # same topic, key, app key and scope
             stored = await w1.sync.items(account, spec.SYNC_STORE_PUSH_SUBSCRIPTION)
             value = parse_push_subscription(sub.topic, stored[sub.topic])
+            first_write = (await w1.store.sync_records(account, spec.SYNC_STORE_PUSH_SUBSCRIPTION))[sub.topic]
             assert value.app_domain == dapp.domain and value.enabled_ids == (dapp.types["alerts"],)
             assert {s.name for s in value.scope} == {"alerts", "news"}
 
@@ -65,10 +67,20 @@ async def test_subscriptions_reach_every_device_through_sync(database_url: str, 
                 gone = await next_of(events, SubscriptionsChanged)
             assert gone.subscriptions == () and await wx.subscriptions(account) == []
 
-        # the record's tombstone keeps a restarted follower from resurrecting it out of the mailbox
+        # the record's tombstone keeps a device from resurrecting it: the first wc_syncSet arriving again after
+        # the wc_syncDel (a replay, a slow device) loses to it, on a device that read the store from the mailbox
         async with device(stack, tmp_path / "w4.db") as w4:
             await w4.enable_sync(account, signature)
-            await asyncio.sleep(0.5)
+            value_1, id_1 = first_write
+            assert value_1 is not None
+            await publish_record(stack, signature, SyncSet(spec.SYNC_STORE_PUSH_SUBSCRIPTION, sub.topic, value_1, id_1))
+            marker = SyncDel(spec.SYNC_STORE_PUSH_SUBSCRIPTION, "marker", id_1)  # handled after the replay
+
+            async def has_marker() -> bool:
+                return "marker" in await w4.store.sync_records(account, spec.SYNC_STORE_PUSH_SUBSCRIPTION)
+
+            await publish_record(stack, signature, marker)
+            await until(has_marker, "w4 read the store")
             assert await w4.subscriptions(account) == []
 
 

@@ -21,9 +21,11 @@ from eth_account import Account as EthAccount
 
 from wcnotify import spec
 from wcnotify.protocol import jsonrpc
+from wcnotify.protocol.cacao import sign_eip191
 from wcnotify.protocol.crypto import Ed25519KeyPair, b64url_encode, encode_type0
 from wcnotify.protocol.did import Account, DidWebKeys, did_web, encode_did_key, parse_did_document
 from wcnotify.protocol.jwt import NotifyMessageClaims
+from wcnotify.protocol.sync import SyncDel, SyncSet, derive_store, record_request, store_topic
 from wcnotify.wallet import EventStream, NotifyClient, Subscription
 from wcnotify.wallet.resolver import DidResolutionError
 
@@ -125,3 +127,15 @@ async def until_following(client: NotifyClient, account: str, topics: set[str], 
         return {s.topic for s in await client.subscriptions(account)} == topics
 
     await until(check, f"{client.path} follows {len(topics)} subscription(s)", timeout)
+
+
+def sync_signature(eth_key: bytes, account: str) -> str:
+    """The user's EIP-191 signature that enables Sync: every device holding it derives the same stores."""
+    return sign_eip191(f"{spec.SYNC_MESSAGE_PREFIX}{account}{spec.SYNC_MESSAGE_SUFFIX}", eth_key)
+
+
+async def publish_record(stack: Stack, signature: str, record: SyncSet | SyncDel) -> None:
+    """Publish a Sync record on its store topic as a device of the account would (it holds the signature)."""
+    key = derive_store(signature, record.store).key
+    await stack.relay_publish(store_topic(key), encode_type0(key, jsonrpc.encode(record_request(record))),
+                              tag=record.rpc.request_tag, ttl=record.rpc.request_ttl)
