@@ -276,19 +276,27 @@ async def test_a_subscription_key_other_than_the_derived_one_is_refused(
             app_key = await stack.project_key(dapp)
             honest = w.request
             seen: list[dict[str, Any]] = []
+            forged: dict[str, Any] = {}  # what the malicious server puts in its answer
 
             async def malicious(rpc: spec.RpcSpec, token: str, **options: Any) -> str:
                 answer = await honest(rpc, token, **options)
                 claims = dict(decode_jwt(answer).claims)
                 seen.append(claims)
-                if rpc is spec.NOTIFY_SUBSCRIBE:  # the real answer, re-signed with another symKey
-                    claims["sbs"] = [{**entry, "symKey": os.urandom(32).hex()} for entry in claims["sbs"]]
+                if rpc is spec.NOTIFY_SUBSCRIBE:  # the real answer, altered and re-signed with the app's key
+                    claims["sbs"] = [{**entry, **forged.get("entry", {})} for entry in claims["sbs"]]
+                    claims.update(forged.get("claims", {}))
                 return encode_jwt(claims, app_key)
 
             monkeypatch.setattr(w, "request", malicious)
+            forged["entry"] = {"symKey": os.urandom(32).hex()}
             with pytest.raises(ForgedAnswerError, match="not the one derived from Y and the server's Z"):
                 await w.subscribe(account, dapp.domain)
             assert spec.NOTIFY_SUBSCRIBE_KEY_CLAIM in seen[-1]
+            assert await w.subscriptions(account) == []
+            forged.clear()
+            forged["claims"] = {spec.NOTIFY_SUBSCRIBE_KEY_CLAIM: 12345}  # a Z that cannot be checked is no Z
+            with pytest.raises(ForgedAnswerError, match="publicKey is not a hex string"):
+                await w.subscribe(account, dapp.domain)
             assert await w.subscriptions(account) == []
 
             monkeypatch.undo()
