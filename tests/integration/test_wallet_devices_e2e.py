@@ -6,6 +6,8 @@ key converge on the later one, and the keeper renews a watch the server dropped.
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from wcnotify import spec
 from wcnotify.protocol.crypto import Ed25519KeyPair
 from wcnotify.protocol.did import encode_did_key
 from wcnotify.protocol.sync import SyncDel, SyncSet
+from wcnotify.relay.server import RelayConfig, RelayServer
 from wcnotify.storage import create_engine
 from wcnotify.storage.tables import watchers
 from wcnotify.wallet import NotificationReceived, NotifyClient, NotRegisteredError
@@ -190,3 +193,38 @@ async def test_the_keeper_renews_a_watch_the_server_dropped(database_url: str, t
                 await engine.dispose()
             sub = await w2.subscribe(account, dapp.domain)
             await until_following(w1, account, {sub.topic}, timeout=5)
+
+
+async def test_after_a_relay_restart_a_change_on_another_device_is_still_seen(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The relay restarts in-process on the same port (its SQLite mailbox, key and webhooks kept, as a deployed
+    relay's are): both devices reconnect, w1's keeper re-watches on the new connection (changes made while it
+    was away would otherwise be missed), and a subscription made on w2 afterwards reaches w1."""
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    # the same key too: the notify server checks the relay's signature on every webhook event
+    config = RelayConfig(port=port, database_url=f"sqlite:///{tmp_path / 'relay.db'}", key_seed=os.urandom(32))
+    async with running_stack(database_url, relay_config=config) as stack:
+        resolver = StackResolver(stack)
+        dapp = resolver.add(await stack.create_dapp())
+        eth, account = new_account()
+        async with device(stack, tmp_path / "w1.db", resolver, keeper_interval=0.1) as w1, \
+                device(stack, tmp_path / "w2.db", resolver) as w2:
+            for w in (w1, w2):
+                await w.register_with_key(account, eth.key, dapp.domain)
+            watched = w1._watched[account]
+            await stack.relay.stop()
+            restarted = RelayServer(config)
+            await restarted.start()
+            try:
+                async def renewed() -> bool:
+                    return w1._watched[account][1] > watched[1] and w2.relay.connected
+
+                await until(renewed, "w1 re-watched on its new relay connection")
+                sub = await w2.subscribe(account, dapp.domain)
+                await until_following(w1, account, {sub.topic}, timeout=5)
+            finally:
+                await restarted.stop()
