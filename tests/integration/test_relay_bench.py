@@ -23,4 +23,8 @@ def test_bench_relay_cli_prints_table_and_json() -> None:
         for phase in ("max", "half"):
             assert result[kind][phase]["errors"] == 0
             assert result[kind][phase]["delivered"] > 0
+    # the bare server also runs at the relay's half rate: the machine's own latency floor at that load
+    at = result["forward"]["at_relay_half"]
+    assert at["target_rate"] == result["relay"]["half"]["target_rate"] and at["errors"] == 0
+    assert "relay's half rate" in done.stdout
     assert result["idle"]["connections"] == 20
