@@ -187,17 +187,31 @@ async def test_two_thousand_random_frames_get_answers_while_another_client_is_se
             assert not fuzzer.ws.close_code
 
 
+@pytest.mark.parametrize("backend", ["memory", "sqlite", "redis"])
 @pytest.mark.parametrize("method", ["irn_subscribe", "irn_batchSubscribe"])
-async def test_subscribe_answers_even_when_closed_right_after(method: str) -> None:
-    async with RelayServer(RelayConfig(port=0)) as relay:
-        c = await RawRelayPeer.open(relay.ws_url)
-        params = {"topic": random_topic()} if method == "irn_subscribe" else {"topics": [random_topic()]}
-        await c.send_raw(orjson.dumps({"id": 1, "jsonrpc": "2.0", "method": method, "params": params}).decode())
-        await c.close()
+async def test_subscribe_answers_even_when_closed_right_after(
+    method: str, backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A client that subscribes and closes at once: the relay carries on, and once the connection is gone no
+    subscription of it is left routed, even when the close arrived while the subscribe was still reading the
+    mailbox (the session is closed only after the frame in hand is finished)."""
+    async with RelayServer(relay_config(backend, request, tmp_path, RelayLimits())) as relay:
+        topics = [random_topic() for _ in range(20)]
+        for _ in range(5):
+            c = await RawRelayPeer.open(relay.ws_url)
+            for n, half in enumerate((topics[:10], topics[10:])):  # the second waits behind the first
+                params = {"topic": half[0]} if method == "irn_subscribe" else {"topics": half}
+                await c.send_raw(orjson.dumps({"id": n, "jsonrpc": "2.0", "method": method, "params": params}).decode())
+            await c.close()
         async with await RawRelayPeer.open(relay.ws_url) as other:
             assert "result" in await other.call("irn_fetchMessages", {"topic": random_topic()})
         with contextlib.suppress(ConnectionClosed):
             await c.ws.send("x")
+        router = relay.relay.state.router  # type: ignore[union-attr]
+        deadline = time.monotonic() + 5
+        while relay.relay.connections or any(router.subscribers(t) for t in topics):
+            assert time.monotonic() < deadline, "a closed connection is still routed"
+            await asyncio.sleep(0.02)
 
 
 @pytest.mark.parametrize("backend", ["memory", "sqlite", "redis"])
@@ -208,12 +222,7 @@ async def test_large_backlog_comes_in_pages_instead_of_closing_the_socket(
     gets all of it in publish order per topic (plus a live message published mid-drain, once); one that never
     acks gets one page and stays connected."""
     limits = RelayLimits(backlog_page=50, max_outbox=100, rate_burst=10_000)
-    if backend == "redis":
-        service: RedisService = request.getfixturevalue("redis_service")
-        config = RelayConfig(port=0, redis_url=service.url, redis_prefix=service.prefix, limits=limits)
-    else:
-        url = None if backend == "memory" else f"sqlite:///{tmp_path / 'relay.db'}"
-        config = RelayConfig(port=0, database_url=url, limits=limits)
+    config = relay_config(backend, request, tmp_path, limits)
     topics = [random_topic() for _ in range(30)]
     async with RelayServer(config) as relay, await RawRelayPeer.open(relay.ws_url) as publisher:
         for topic in topics:
@@ -240,13 +249,26 @@ async def test_large_backlog_comes_in_pages_instead_of_closing_the_socket(
             assert got[topics[-1]] == [f"{topics[-1][:4]}-{i:02}" for i in range(40)] + ["live"]
 
 
-async def test_a_burst_of_pipelined_requests_is_answered_in_order_past_the_read_high_water_mark() -> None:
-    """The relay reads on while fewer than RELAY_WS_READ_HIGH_WATER messages wait, pauses past it and resumes
-    once they are handled (relay/ws_protocol.py). 20 times that many 4 KiB publishes in one burst (several
-    socket reads' worth, so reading really pauses and resumes): every one answered, in the order sent."""
+def relay_config(backend: str, request: pytest.FixtureRequest, tmp_path: Path, limits: RelayLimits) -> RelayConfig:
+    """A relay on a free port with its mailbox in memory, in SQLite or in Redis."""
+    if backend == "redis":
+        service: RedisService = request.getfixturevalue("redis_service")
+        return RelayConfig(port=0, redis_url=service.url, redis_prefix=service.prefix, limits=limits)
+    url = None if backend == "memory" else f"sqlite:///{tmp_path / 'relay.db'}"
+    return RelayConfig(port=0, database_url=url, limits=limits)
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite", "redis"])
+async def test_a_burst_of_pipelined_requests_is_answered_in_order_past_the_read_high_water_mark(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Frames go to the session as they arrive; a call that suspends (SQLite, Redis: every publish awaits its
+    store) holds the next ones in order, and past RELAY_WS_READ_HIGH_WATER waiting reading pauses until they
+    are handled (relay/ws_protocol.py). 20 times that many 4 KiB publishes in one burst (several socket reads'
+    worth, so reading really pauses and resumes): every one answered, in the order sent."""
     count = 20 * spec.RELAY_WS_READ_HIGH_WATER
     limits = RelayLimits(rate_burst=10 * count)
-    async with RelayServer(RelayConfig(port=0, limits=limits)) as relay, \
+    async with RelayServer(relay_config(backend, request, tmp_path, limits)) as relay, \
             await RawRelayPeer.open(relay.ws_url) as peer:
         frames = [orjson.dumps({"id": i + 1, "jsonrpc": "2.0", "method": "irn_publish",
                                 "params": pub(random_topic(), f"{i:04d}" + "x" * 4096)}).decode()

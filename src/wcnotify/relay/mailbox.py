@@ -52,6 +52,11 @@ class MailboxFullError(Exception):
 class Mailbox(Protocol):
     """What the relay core needs from storage. Every method takes ``now`` (seconds) instead of reading a clock."""
 
+    # True when every method may have its first step run outside an asyncio task (the WebSocket protocol runs a
+    # frame's handling inline, relay/ws_protocol.py): nothing in it calls asyncio.current_task(), as
+    # asyncio.timeout() and so redis-py do
+    runs_outside_a_task: bool
+
     async def put(self, messages: Sequence[StoredMessage], now: float) -> list[bool]:
         """Store ``messages``; for each, True if it was new. Raises MailboxFullError (storing nothing)."""
         ...
@@ -82,6 +87,8 @@ class MemoryMailbox:
     Each topic keeps an expiry heap beside its messages, so dropping expired ones costs O(log n) per message
     that expires instead of a scan of the topic on every publish (which made a hot topic O(n) per publish).
     """
+
+    runs_outside_a_task = True  # it never awaits anything
 
     def __init__(self, per_topic_cap: int) -> None:
         self.per_topic_cap = per_topic_cap

@@ -182,6 +182,8 @@ def _message(topic: str, mid: bytes, body: bytes, seq: int = 0) -> StoredMessage
 class RedisMailbox:
     """:class:`~wcnotify.relay.mailbox.Mailbox` in Redis (see the module docstring for the keys)."""
 
+    runs_outside_a_task = False  # redis-py wraps its reads in asyncio.timeout(), which needs a current task
+
     def __init__(self, redis: Redis, per_topic_cap: int, prefix: str = spec.RELAY_REDIS_KEY_PREFIX) -> None:
         self.redis = redis
         self.per_topic_cap = per_topic_cap

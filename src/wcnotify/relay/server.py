@@ -212,6 +212,11 @@ class RelayApp:
             emit = outbox.emit
         session = RelaySession(state, client_id, emit)
         self.connections += 1
+        # received frames go straight to the session (ASGI then carries only the disconnect), unless the storage
+        # needs to run inside a task (Redis: the mailbox, or the backplane every publish and subscribe uses)
+        if direct is not None and state.mailbox.runs_outside_a_task and self.backplane is None:
+            clock = self.clock
+            direct.attach(lambda data: session.receive(data, clock()))
         try:
             while True:
                 message = await ws.receive()
@@ -221,6 +226,8 @@ class RelayApp:
                 data: str | bytes = text if text is not None else (message.get("bytes") or b"")
                 await session.receive(data, self.clock())
         finally:
+            if direct is not None:
+                await direct.detach()  # no frame is being handled once the session is closed
             self.connections -= 1
             session.close()
             if outbox is not None:
