@@ -14,6 +14,8 @@ from typing import Any, Self
 
 import uvicorn
 
+from wcnotify import spec
+
 
 def bind_socket(host: str, port: int) -> socket.socket:
     """A listening TCP socket (port 0: a free one), bound before uvicorn starts so the port is known."""
@@ -77,7 +79,8 @@ class AsgiService:
         return f"http://{client_host(self.host)}:{self.port}"
 
     def _uvicorn(self, log_level: str = "warning") -> uvicorn.Server:
-        options = {"lifespan": "on", "access_log": False, **self._options}
+        options = {"lifespan": "on", "access_log": False,
+                   "timeout_graceful_shutdown": spec.SERVICE_SHUTDOWN_GRACE, **self._options}
         return uvicorn.Server(uvicorn.Config(self.app, log_level=log_level, **options))
 
     async def start(self, timeout: float = 30) -> None:

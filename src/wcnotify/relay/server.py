@@ -226,12 +226,14 @@ class RelayApp:
                 data: str | bytes = text if text is not None else (message.get("bytes") or b"")
                 await session.receive(data, self.clock())
         finally:
-            if direct is not None:
-                await direct.detach()  # no frame is being handled once the session is closed
-            self.connections -= 1
-            session.close()
-            if outbox is not None:
-                await outbox.cancel()
+            try:
+                if direct is not None:
+                    await direct.detach()  # no frame is being handled once the session is closed
+            finally:
+                self.connections -= 1
+                session.close()
+                if outbox is not None:
+                    await outbox.cancel()
 
     # -- HTTP
 

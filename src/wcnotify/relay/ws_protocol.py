@@ -82,7 +82,7 @@ class RelayWebSocketProtocol(WebSocketsSansIOProtocol):
         self._inbox = None
         finisher = self._finisher
         if finisher is not None:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
+            with contextlib.suppress(Exception):  # logged by the finisher; a cancellation of ours goes on
                 await asyncio.shield(finisher)
 
     def send_receive_event_to_app(self) -> None:
