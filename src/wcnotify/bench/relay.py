@@ -267,7 +267,9 @@ async def load(server: Server, args: BenchOptions, rate: float | None) -> dict[s
     await asyncio.wait_for(asyncio.gather(*senders), args.warmup + args.seconds + 30)
     await asyncio.sleep(1.0)  # let the last deliveries of the window arrive
     wall = time.perf_counter() - t0
-    cpu = (server.cpu_seconds() - cpu0) / wall
+    server_seconds = server.cpu_seconds() - cpu0
+    cpu = server_seconds / wall
+    sent = sum(p.seq for p in pairs)
     self_cpu = (time.process_time() - self0) / wall
     for p in pairs:
         await p.pub.close()
@@ -282,6 +284,8 @@ async def load(server: Server, args: BenchOptions, rate: float | None) -> dict[s
         "delivered": run.delivered,
         "errors": run.errors,
         "server_cpu": round(cpu, 2),
+        # the server's CPU per message it routed (publish in, answer out, push out, ack in), phase set-up included
+        "server_us_per_msg": round(server_seconds * 1e6 / max(1, sent)),
         "bench_cpu": round(self_cpu, 2),
         "target_rate": round(rate) if rate else None,
     }
@@ -347,6 +351,10 @@ class BenchOptions:
     seconds: float = 4.0  # measured seconds per phase
     warmup: float = 1.0
     idle: int = 5000  # idle connections for the memory figure (0: skip it)
+    # > 0: instead of the max-rate and half-rate phases, load both servers at this many msgs/s, ``repeat``
+    # times, alternating: the CPU per message at a fixed load, the figure least disturbed by other load
+    rate: float = 0.0
+    repeat: int = 3
 
 
 def run(options: BenchOptions) -> dict[str, Any]:
@@ -358,6 +366,8 @@ async def bench(args: BenchOptions) -> dict[str, Any]:
     nofile = raise_nofile(2 * args.idle + 1000)
     idle = min(args.idle, (nofile - 500) // 2)
     results: dict[str, Any] = {}
+    if args.rate > 0:
+        return await fixed_rate(args)
     for kind in ("relay", "forward"):
         server = start_server(kind)
         try:
@@ -382,15 +392,43 @@ async def bench(args: BenchOptions) -> dict[str, Any]:
     }
 
 
+async def fixed_rate(args: BenchOptions) -> dict[str, Any]:
+    """Each server paced at ``args.rate``, ``args.repeat`` phases each, the servers alternating."""
+    runs: dict[str, list[dict[str, Any]]] = {"relay": [], "forward": []}
+    servers = {kind: start_server(kind) for kind in runs}
+    try:
+        for _ in range(args.repeat):
+            for kind, server in servers.items():
+                runs[kind].append(await load(server, args, args.rate))
+    finally:
+        for server in servers.values():
+            server.stop()
+    return {"rate": args.rate, "seconds": args.seconds, "pairs": args.pairs, "cpus": os.cpu_count(),
+            "python": platform.python_version(), "fixed": runs}
+
+
+def fixed_table(r: dict[str, Any]) -> str:
+    lines = [f"both servers paced at {r['rate']:.0f} msgs/s, {r['seconds']} s per phase"]
+    for kind, phases in r["fixed"].items():
+        us = [x["server_us_per_msg"] for x in phases]
+        p99 = [x["p99_ms"] for x in phases]
+        lines.append(f"{kind:8} server µs/msg {us} (mean {sum(us) / len(us):.0f})   p99 ms {p99}   "
+                     f"errors {sum(x['errors'] for x in phases)}")
+    return "\n".join(lines)
+
+
 def table(r: dict[str, Any]) -> str:
-    rows = [("server", "phase", "msgs/s", "p50 ms", "p99 ms", "server CPU", "bench CPU", "errors")]
+    if "fixed" in r:
+        return fixed_table(r)
+    rows = [("server", "phase", "msgs/s", "p50 ms", "p99 ms", "server CPU", "µs/msg", "bench CPU", "errors")]
     phases = [("relay", "max", "max rate"), ("relay", "half", "half of max"), ("forward", "max", "max rate"),
               ("forward", "half", "half of max"), ("forward", "at_relay_half", "relay's half rate")]
     for kind, phase, label in phases:
         x = r[kind].get(phase)
         if x is not None:
             rows.append((kind, label, str(x["msgs_per_s"]), f"{x['p50_ms']:.2f}", f"{x['p99_ms']:.2f}",
-                         f"{x['server_cpu']:.0%}", f"{x['bench_cpu']:.0%}", str(x["errors"])))
+                         f"{x['server_cpu']:.0%}", str(x["server_us_per_msg"]), f"{x['bench_cpu']:.0%}",
+                         str(x["errors"])))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -414,6 +452,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=defaults.seconds, help="measured seconds per phase")
     parser.add_argument("--warmup", type=float, default=defaults.warmup)
     parser.add_argument("--idle", type=int, default=defaults.idle, help="idle connections (0: skip)")
+    parser.add_argument("--rate", type=float, default=defaults.rate,
+                        help="only pace both servers at this msgs/s (CPU per message at a fixed load)")
+    parser.add_argument("--repeat", type=int, default=defaults.repeat, help="phases per server with --rate")
     parser.add_argument("--serve-relay", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-forward", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -423,7 +464,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.serve_forward:
         serve_forward(args.serve_forward)
         return
-    options = BenchOptions(args.pairs, args.topics, args.window, args.size, args.seconds, args.warmup, args.idle)
+    options = BenchOptions(args.pairs, args.topics, args.window, args.size, args.seconds, args.warmup, args.idle,
+                           args.rate, args.repeat)
     result = run(options)
     print(table(result))
     print(json.dumps(result))
