@@ -52,7 +52,7 @@ unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q
 
 test: setup lint typecheck
-	$(BIN)/pytest -q -ra
+	$(BIN)/pytest -q -ra --durations=15
 
 clean:
 	rm -rf $(VENV) $(addsuffix /node_modules,$(JS_DIRS))
