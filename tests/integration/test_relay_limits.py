@@ -8,6 +8,7 @@ import contextlib
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -17,6 +18,7 @@ from websockets.exceptions import ConnectionClosed
 from wcnotify import spec
 from wcnotify.relay.client import relay_auth_jwt
 from wcnotify.relay.limits import RelayLimits
+from wcnotify.relay.mailbox import MemoryMailbox, StoredMessage
 from wcnotify.relay.server import RelayConfig, RelayServer
 from wcnotify.relay.testing import Ed25519KeyPair, RawRelayPeer, random_topic
 from wcnotify.spec import RELAY_MAX_TTL, RELAY_MIN_TTL
@@ -187,7 +189,7 @@ async def test_two_thousand_random_frames_get_answers_while_another_client_is_se
             assert not fuzzer.ws.close_code
 
 
-@pytest.mark.parametrize("backend", ["memory", "sqlite", "redis"])
+@pytest.mark.parametrize("backend", ["memory", "suspending", "sqlite", "redis"])
 @pytest.mark.parametrize("method", ["irn_subscribe", "irn_batchSubscribe"])
 async def test_subscribe_answers_even_when_closed_right_after(
     method: str, backend: str, request: pytest.FixtureRequest, tmp_path: Path
@@ -195,7 +197,7 @@ async def test_subscribe_answers_even_when_closed_right_after(
     """A client that subscribes and closes at once: the relay carries on, and once the connection is gone no
     subscription of it is left routed, even when the close arrived while the subscribe was still reading the
     mailbox (the session is closed only after the frame in hand is finished)."""
-    async with RelayServer(relay_config(backend, request, tmp_path, RelayLimits())) as relay:
+    async with relay_server(backend, request, tmp_path, RelayLimits()) as relay:
         topics = [random_topic() for _ in range(20)]
         for _ in range(5):
             c = await RawRelayPeer.open(relay.ws_url)
@@ -249,6 +251,26 @@ async def test_large_backlog_comes_in_pages_instead_of_closing_the_socket(
             assert got[topics[-1]] == [f"{topics[-1][:4]}-{i:02}" for i in range(40)] + ["live"]
 
 
+class SuspendingMailbox(MemoryMailbox):
+    """The memory mailbox, but every call suspends once: frames handled inline (relay/ws_protocol.py) then
+    take the path where a task finishes the call and the frames behind it wait in order."""
+
+    async def put(self, messages: Any, now: float) -> list[bool]:
+        await asyncio.sleep(0)
+        return await super().put(messages, now)
+
+    async def pending(self, *args: Any, **kwargs: Any) -> list[StoredMessage]:
+        await asyncio.sleep(0.005)
+        return await super().pending(*args, **kwargs)
+
+
+def relay_server(backend: str, request: pytest.FixtureRequest, tmp_path: Path, limits: RelayLimits) -> RelayServer:
+    """A relay on a free port with its mailbox in memory (suspending or not), in SQLite or in Redis."""
+    if backend == "suspending":
+        return RelayServer(RelayConfig(port=0, limits=limits), mailbox=SuspendingMailbox(limits.mailbox_per_topic))
+    return RelayServer(relay_config(backend, request, tmp_path, limits))
+
+
 def relay_config(backend: str, request: pytest.FixtureRequest, tmp_path: Path, limits: RelayLimits) -> RelayConfig:
     """A relay on a free port with its mailbox in memory, in SQLite or in Redis."""
     if backend == "redis":
@@ -258,17 +280,18 @@ def relay_config(backend: str, request: pytest.FixtureRequest, tmp_path: Path, l
     return RelayConfig(port=0, database_url=url, limits=limits)
 
 
-@pytest.mark.parametrize("backend", ["memory", "sqlite", "redis"])
+@pytest.mark.parametrize("backend", ["memory", "suspending", "sqlite", "redis"])
 async def test_a_burst_of_pipelined_requests_is_answered_in_order_past_the_read_high_water_mark(
     backend: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    """Frames go to the session as they arrive; a call that suspends (SQLite, Redis: every publish awaits its
-    store) holds the next ones in order, and past RELAY_WS_READ_HIGH_WATER waiting reading pauses until they
-    are handled (relay/ws_protocol.py). 20 times that many 4 KiB publishes in one burst (several socket reads'
+    """Over the memory mailbox frames go to the session as they arrive; a call that suspends holds the next
+    ones in order, and past RELAY_WS_READ_HIGH_WATER waiting reading pauses until they are handled
+    (relay/ws_protocol.py). SQLite and Redis take the ASGI path, which pauses at the same mark.
+    20 times that many 4 KiB publishes in one burst (several socket reads'
     worth, so reading really pauses and resumes): every one answered, in the order sent."""
     count = 20 * spec.RELAY_WS_READ_HIGH_WATER
     limits = RelayLimits(rate_burst=10 * count)
-    async with RelayServer(relay_config(backend, request, tmp_path, limits)) as relay, \
+    async with relay_server(backend, request, tmp_path, limits) as relay, \
             await RawRelayPeer.open(relay.ws_url) as peer:
         frames = [orjson.dumps({"id": i + 1, "jsonrpc": "2.0", "method": "irn_publish",
                                 "params": pub(random_topic(), f"{i:04d}" + "x" * 4096)}).decode()

@@ -54,7 +54,7 @@ class Mailbox(Protocol):
 
     # True when every method may have its first step run outside an asyncio task (the WebSocket protocol runs a
     # frame's handling inline, relay/ws_protocol.py): nothing in it calls asyncio.current_task(), as
-    # asyncio.timeout() and so redis-py do
+    # asyncio.timeout() does, and so redis-py and SQLAlchemy's connection pool. Only the memory mailbox is.
     runs_outside_a_task: bool
 
     async def put(self, messages: Sequence[StoredMessage], now: float) -> list[bool]:

@@ -212,8 +212,8 @@ class RelayApp:
             emit = outbox.emit
         session = RelaySession(state, client_id, emit)
         self.connections += 1
-        # received frames go straight to the session (ASGI then carries only the disconnect), unless the storage
-        # needs to run inside a task (Redis: the mailbox, or the backplane every publish and subscribe uses)
+        # received frames go straight to the session (ASGI then carries only the disconnect) when the storage may
+        # run outside a task: the memory mailbox without a Redis backplane (see Mailbox.runs_outside_a_task)
         if direct is not None and state.mailbox.runs_outside_a_task and self.backplane is None:
             clock = self.clock
             direct.attach(lambda data: session.receive(data, clock()))

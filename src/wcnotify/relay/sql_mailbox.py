@@ -126,9 +126,9 @@ class SqlMailbox:
         self.per_topic_cap = per_topic_cap
         self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
         self._acks = AckBatcher(self._write_acks)
-        # aiosqlite waits on futures only (tested inline: tests/integration/test_relay_limits.py); PostgreSQL
-        # goes through the ASGI path until its driver is tested so
-        self.runs_outside_a_task = engine.dialect.name == "sqlite"
+        # not outside a task: SQLAlchemy's pool waits for a free connection under asyncio.timeout(), which needs
+        # a current task (the load bench's concurrent subscribes hit it: "Timeout should be used inside a task")
+        self.runs_outside_a_task = False
 
     @classmethod
     async def open(cls, url: str, per_topic_cap: int) -> SqlMailbox:

@@ -6,12 +6,13 @@ per routed message, and a shorter latency tail (docs/performance.md has the figu
 * **Reading.** Through ASGI each frame is queued, a task is woken, and the frame reaches the session one
   event-loop pass later; and uvicorn pauses and resumes reading the socket around every frame (two
   ``epoll_ctl`` system calls per ack, and a relay receives one ack per push). Here the protocol hands each
-  frame to the session's handler (:meth:`attach`) at once, inside ``data_received``. Most frames are
-  handled without suspending (an in-memory mailbox never does), so nothing more is needed; a handler that
-  suspends (a SQL or Redis mailbox) is finished by a task, and frames that arrive meanwhile wait in order,
-  reading pausing once ``READ_HIGH_WATER`` of them wait. This is what Python 3.12's eager tasks do, for one
-  coroutine per frame; on 3.11 it is done here. :meth:`detach` stops it and waits for the frame in hand, so
-  the session is closed only once nothing is running in it.
+  frame to the session's handler (:meth:`attach`) at once, inside ``data_received``, outside any task. The
+  relay attaches only over the memory mailbox, which never suspends and never needs a current task (redis-py
+  and SQLAlchemy's pool use ``asyncio.timeout``, which does: ``Mailbox.runs_outside_a_task``). A handler that
+  suspends all the same is finished by a task, and frames that arrive meanwhile wait in order, reading
+  pausing once ``READ_HIGH_WATER`` of them wait. Python 3.12's eager tasks do this with a task from the start;
+  on 3.11 it is done here. :meth:`detach` stops it and waits for the frame in hand, so the session is closed
+  only once nothing is running in it.
 * **Writing.** An ASGI ``websocket.send`` is a coroutine per frame (awaited by a writer task, a dict, the
   frame decoded to text and encoded back), then one ``send()`` system call per frame. The relay's frames
   are already UTF-8 JSON bytes. :meth:`send_frame` frames them at once and writes everything framed for the
