@@ -20,6 +20,13 @@ DAY: Final = 24 * HOUR
 THIRTY_DAYS: Final = 30 * DAY
 
 # --------------------------------------------------------------------------------------------------------
+# Every wcnotify service (serving.AsgiService)
+
+# seconds a stopping service waits for open connections and running requests before it cancels them (uvicorn
+# waits forever by default: one peer that stops reading kept a socket, and so a shutdown, open for good)
+SERVICE_SHUTDOWN_GRACE: Final = 10.0
+
+# --------------------------------------------------------------------------------------------------------
 # Crypto (monorepo packages/utils/src/crypto.ts; crypto-envelopes.md)
 
 KEY_LENGTH: Final = 32
@@ -261,9 +268,6 @@ RELAY_FETCH_PAGE: Final = 100  # messages per irn_fetchMessages answer; the clie
 RELAY_BACKLOG_PAGE: Final = 1_000  # backlog pushed per page on subscribe; the next page once half is acked
 RELAY_WS_IMPL: Final = "websockets-sansio"  # uvicorn WebSocket protocol (see RelayConfig.ws_impl)
 RELAY_WS_READ_HIGH_WATER: Final = 16  # received messages waiting before the relay stops reading a socket
-# seconds a stopping service waits for open connections and running requests before it cancels them (uvicorn
-# waits forever by default: one peer that stops reading kept a socket, and so a shutdown, open for good)
-SERVICE_SHUTDOWN_GRACE: Final = 10.0
 RELAY_RATE_PER_SECOND: Final = 500.0  # token-bucket refill per client id
 RELAY_RATE_BURST: Final = 1_000  # token-bucket capacity per client id
 RELAY_PURGE_INTERVAL: Final = 60  # seconds between sweeps of expired messages and acks

@@ -121,14 +121,15 @@ def _postgres_schema(url: str) -> str | None:
 class SqlMailbox:
     """:class:`~wcnotify.relay.mailbox.Mailbox` over an async SQLAlchemy engine."""
 
+    # not outside a task: SQLAlchemy's pool waits for a free connection under asyncio.timeout(), which needs a
+    # current task (the load bench's concurrent subscribes hit it: "Timeout should be used inside a task")
+    runs_outside_a_task = False
+
     def __init__(self, engine: AsyncEngine, per_topic_cap: int) -> None:
         self.engine = engine
         self.per_topic_cap = per_topic_cap
         self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
         self._acks = AckBatcher(self._write_acks)
-        # not outside a task: SQLAlchemy's pool waits for a free connection under asyncio.timeout(), which needs
-        # a current task (the load bench's concurrent subscribes hit it: "Timeout should be used inside a task")
-        self.runs_outside_a_task = False
 
     @classmethod
     async def open(cls, url: str, per_topic_cap: int) -> SqlMailbox:
