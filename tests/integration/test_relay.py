@@ -26,12 +26,16 @@ from wcnotify.relay.testing import RawRelayPeer, random_topic
 from .conftest import RedisService
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "asgi"])
 async def relay(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RelayServer]:
     """A relay per test, once with each mailbox backend (the same rules hold for all).
 
-    ``redis`` is a single node with the Redis mailbox and the Redis pub/sub backplane."""
-    if request.param == "redis":
+    ``redis`` is a single node with the Redis mailbox and the Redis pub/sub backplane. ``asgi`` is the memory
+    mailbox under uvicorn's other WebSocket implementation, so frames take the plain ASGI path (receive loop
+    and writer task) that any server without relay/ws_protocol.py gets."""
+    if request.param == "asgi":
+        config = RelayConfig(port=0, ws_impl="websockets")
+    elif request.param == "redis":
         service: RedisService = request.getfixturevalue("redis_service")
         config = RelayConfig(port=0, redis_url=service.url, redis_prefix=service.prefix)
     else:
