@@ -6,8 +6,8 @@ key converge on the later one, and the keeper renews a watch the server dropped.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -201,12 +201,8 @@ async def test_after_a_relay_restart_a_change_on_another_device_is_still_seen(
     """The relay restarts in-process on the same port (its SQLite mailbox, key and webhooks kept, as a deployed
     relay's are): both devices reconnect, w1's keeper re-watches on the new connection (changes made while it
     was away would otherwise be missed), and a subscription made on w2 afterwards reaches w1."""
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
     # the same key too: the notify server checks the relay's signature on every webhook event
-    config = RelayConfig(port=port, database_url=f"sqlite:///{tmp_path / 'relay.db'}", key_seed=os.urandom(32))
+    config = RelayConfig(port=0, database_url=f"sqlite:///{tmp_path / 'relay.db'}", key_seed=os.urandom(32))
     async with running_stack(database_url, relay_config=config) as stack:
         resolver = StackResolver(stack)
         dapp = resolver.add(await stack.create_dapp())
@@ -217,7 +213,7 @@ async def test_after_a_relay_restart_a_change_on_another_device_is_still_seen(
                 await w.register_with_key(account, eth.key, dapp.domain)
             watched = w1._watched[account]
             await stack.relay.stop()
-            restarted = RelayServer(config)
+            restarted = RelayServer(dataclasses.replace(config, port=stack.relay.port))  # its port, now free
             await restarted.start()
             try:
                 async def renewed() -> bool:
