@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from wcnotify import __version__, cli_dapp, cli_wallet, spec
+from wcnotify import __version__, cli_dapp, cli_wallet, event_loop, spec
 
 app = typer.Typer(
     name="wcnotify",
@@ -14,6 +14,15 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console(emoji=False, highlight=False)
+
+
+def _event_loop() -> str:
+    """The loop a service command will run on (printed at start), or exit 2 on a bad WCNOTIFY_EVENT_LOOP."""
+    try:
+        return event_loop.loop_name()
+    except event_loop.EventLoopChoiceError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from exc
 
 
 @app.command()
@@ -180,7 +189,7 @@ def relay(
     console.print(
         f"wcnotify relay on ws://{server.host_for_clients}:{server.port} "
         f"(mailbox: {database_url or redis_url or 'memory'}; routing: {'redis' if redis_url else 'in-process'}; "
-        f"key {server.relay.key.public_key.hex()})"
+        f"key {server.relay.key.public_key.hex()}; event loop: {_event_loop()})", soft_wrap=True,
     )
     server.run(log_level=log_level)
 
@@ -209,7 +218,8 @@ def keys(
     from wcnotify.keys.server import KeysConfig, KeysServer
 
     server = KeysServer(KeysConfig(host=host, port=port, database_url=database_url, public_urls=tuple(public_url)))
-    console.print(f"wcnotify keys server on {server.url} (database: {database_url})")
+    console.print(f"wcnotify keys server on {server.url} (database: {database_url}; event loop: {_event_loop()})",
+                  soft_wrap=True)
     server.run(log_level=log_level)
 
 
@@ -318,7 +328,8 @@ def server(
     except (OSError, ValueError) as exc:
         console.print(f"[red]cannot start the notify server:[/] {exc}")
         raise typer.Exit(1) from exc
-    console.print(f"wcnotify notify server on {notify.url} (database: {database_url}; relay: {relay_url})")
+    console.print(f"wcnotify notify server on {notify.url} (database: {database_url}; relay: {relay_url}; "
+                  f"event loop: {_event_loop()})", soft_wrap=True)
     if generated:
         console.print(f"admin token (pass --admin-token to keep one): {config.admin_token}")
     notify.run(log_level=log_level)

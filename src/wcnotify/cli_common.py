@@ -12,13 +12,12 @@ The promises every command keeps, written once here so the two command families 
 * Text that came from a server or a dapp (titles, bodies, error messages) is printed literally: rich
   markup in it must not restyle, hide or forge output.
 
-This module imports only typer and rich, so ``wcnotify --help`` stays fast; the SDKs are imported by the
-commands that use them.
+This module imports only typer, rich and the standard library (``event_loop``), so ``wcnotify --help`` stays
+fast; the SDKs are imported by the commands that use them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import Callable, Coroutine
@@ -27,6 +26,8 @@ from typing import Any, NoReturn, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+from wcnotify import event_loop
 
 T = TypeVar("T")
 
@@ -61,11 +62,11 @@ def run(main: Coroutine[Any, Any, T], explain: Callable[[BaseException], str | N
     """Run a command's coroutine; a :class:`CommandError`, or an exception ``explain`` has advice for, becomes
     :func:`fail`. Ctrl-C ends quietly with 130, the shell's convention for an interrupted command."""
     try:
-        return asyncio.run(main)
+        return event_loop.run(main)
     except KeyboardInterrupt:
         stderr().print("interrupted")
         raise typer.Exit(130) from None
-    except CommandError as exc:
+    except (CommandError, event_loop.EventLoopChoiceError) as exc:
         fail(str(exc))
     except Exception as exc:
         advice = explain(exc)

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import httpx
 from eth_account import Account as EthAccount
 
-from wcnotify import spec
+from wcnotify import event_loop, spec
 from wcnotify.dapp import (
     ConflictError,
     DappApiError,
@@ -413,7 +413,7 @@ async def run(report: Report, *, servers: Servers | None = None, timeout: float 
 def main(report: Report, *, servers: Servers | None = None, timeout: float = STEP_TIMEOUT) -> tuple[int, float]:
     """Run the demo on a fresh event loop: (steps passed, seconds). Raises :class:`StepFailed`."""
     began = time.monotonic()
-    passed = asyncio.run(run(report, servers=servers, timeout=timeout))
+    passed = event_loop.run(run(report, servers=servers, timeout=timeout))
     return passed, time.monotonic() - began
 
 

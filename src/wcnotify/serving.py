@@ -14,7 +14,7 @@ from typing import Any, Self
 
 import uvicorn
 
-from wcnotify import spec
+from wcnotify import event_loop, spec
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -79,7 +79,11 @@ class AsgiService:
         return f"http://{client_host(self.host)}:{self.port}"
 
     def _uvicorn(self, log_level: str = "warning") -> uvicorn.Server:
-        options = {"lifespan": "on", "access_log": False,
+        # the loop of wcnotify.event_loop (uvloop unless overridden) for run(); under ``async with`` the
+        # caller's loop is used whatever this says. HTTP is parsed by h11 even where httptools is installed
+        # (uvicorn would pick it): h11 refuses a request head past 16 KiB, httptools (llhttp) buffers one without
+        # bound, so a client that never ends its headers could grow the process (test_attack_matrix.py)
+        options = {"lifespan": "on", "access_log": False, "loop": event_loop.loop_name(), "http": "h11",
                    "timeout_graceful_shutdown": spec.SERVICE_SHUTDOWN_GRACE, **self._options}
         return uvicorn.Server(uvicorn.Config(self.app, log_level=log_level, **options))
 

@@ -47,7 +47,7 @@ from urllib.parse import urlsplit
 import uvicorn
 from rich.console import Console
 
-from wcnotify import spec
+from wcnotify import event_loop, spec
 from wcnotify.keys.server import KeysConfig, KeysServer
 from wcnotify.notify.server import NotifyConfig, NotifyServer
 from wcnotify.relay.server import RelayConfig, RelayServer
@@ -475,8 +475,8 @@ def run(options: UpOptions, console: Console, *, as_json: bool = False, log_leve
             console.print(f"\n{name}: stopping…", soft_wrap=True)
 
     try:
-        asyncio.run(serve(options, on_ready=on_ready, on_stopping=on_stopping, began=began))
-    except UpError as exc:
+        event_loop.run(serve(options, on_ready=on_ready, on_stopping=on_stopping, began=began))
+    except (UpError, event_loop.EventLoopChoiceError) as exc:
         if as_json:
             print(json.dumps({"event": "error", "error": str(exc)}), flush=True)
         errors.print(f"[red]wcnotify up:[/] {exc}", soft_wrap=True)

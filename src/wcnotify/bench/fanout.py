@@ -68,13 +68,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import orjson
 from sqlalchemy import insert, select, text
 
-from wcnotify import spec
+from wcnotify import event_loop, spec
 from wcnotify.notify.delivery import Delivery, ProjectSigner, build_message
 from wcnotify.notify.payload_ids import next_payload_id
 from wcnotify.protocol import jsonrpc
@@ -266,9 +266,9 @@ class WalletConnection(asyncio.Protocol):
         self.plaintexts: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.write(self.request)
+        # a cast, not an isinstance check: uvloop's TCPTransport is not a subclass of asyncio.Transport
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.write(self.request)
 
     def connection_lost(self, exc: Exception | None) -> None:
         for future in (self.opened, self.answered):
@@ -848,7 +848,7 @@ async def run_database(database: str, options: BenchOptions, tmp: Path) -> dict[
 
 def run(options: BenchOptions) -> dict[str, Any]:
     """Run the whole benchmark (servers and wallets in subprocesses) and return every figure."""
-    return asyncio.run(bench(options))
+    return event_loop.run(bench(options))
 
 
 async def bench(options: BenchOptions) -> dict[str, Any]:
@@ -870,7 +870,8 @@ async def bench(options: BenchOptions) -> dict[str, Any]:
             shutil.rmtree(tmp, ignore_errors=True)
     return {
         "wallets": options.wallets, "rounds": options.rounds, "wallet_procs": options.wallet_procs,
-        "cpus": os.cpu_count(), "python": platform.python_version(), "target_ratio": 0.5, **results,
+        "cpus": os.cpu_count(), "python": platform.python_version(), "event_loop": event_loop.loop_name(),
+        "target_ratio": 0.5, **results,
     }
 
 
@@ -931,7 +932,7 @@ def main(argv: list[str] | None = None) -> None:
         serve_notify(args.serve_notify, args.relay_url, args.database_url, args.admin_token, args.seed)
         return
     if args.serve_wallets:
-        asyncio.run(wallets_main(args.serve_wallets))
+        event_loop.run(wallets_main(args.serve_wallets))
         return
     databases = tuple(d.strip() for d in args.databases.split(",") if d.strip())
     if not databases or set(databases) - {"sqlite", "postgres"}:

@@ -63,7 +63,7 @@ from typing import Any
 import httpx
 import orjson
 
-from wcnotify import spec
+from wcnotify import event_loop, spec
 from wcnotify.bench.fanout import (
     HOST,
     Process,
@@ -464,7 +464,7 @@ async def bench(o: LoadOptions) -> dict[str, Any]:  # noqa: PLR0915 (one run, re
     queue = [s["queue"] for s in run.samples if s["queue"] is not None]
     result = {
         "duration_s": o.duration, "wallets": o.wallets, "connected": connected, "cpus": os.cpu_count(),
-        "python": platform.python_version(),
+        "python": platform.python_version(), "event_loop": event_loop.loop_name(),
         "database": "postgres" if database_url.startswith("postgres") else "sqlite", "relay_mailbox": o.relay_mailbox,
         "nofile": nofile, "send_accounts": min(o.send_accounts, o.wallets), "interval_s": o.interval,
         "offered_per_s": round(min(o.send_accounts, o.wallets) / o.interval, 1), "sends": len(run.sends),
@@ -491,7 +491,7 @@ async def bench(o: LoadOptions) -> dict[str, Any]:  # noqa: PLR0915 (one run, re
 
 
 def run(options: LoadOptions) -> dict[str, Any]:
-    return asyncio.run(bench(options))
+    return event_loop.run(bench(options))
 
 
 # ------------------------------------------------------------------------------------------ output
@@ -592,7 +592,7 @@ def main(argv: list[str] | None = None) -> None:
         serve_notify(args.serve_notify, args.relay_url, args.keys_url, args.database_url, args.admin_token, args.seed)
         return
     if args.serve_wallets:
-        asyncio.run(wallets_main(args.serve_wallets))
+        event_loop.run(wallets_main(args.serve_wallets))
         return
     if args.wallets < 1 or args.duration <= 0 or args.send_accounts < 1 or args.interval <= 0:
         parser.error("--wallets, --duration, --send-accounts and --interval must be positive")

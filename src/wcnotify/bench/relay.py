@@ -45,6 +45,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from wcnotify import event_loop
 from wcnotify.protocol.crypto import Ed25519KeyPair
 from wcnotify.relay.client import relay_auth_jwt
 from wcnotify.relay.limits import RelayLimits
@@ -105,7 +106,7 @@ def serve_forward(port: int) -> None:
         async with serve(handler, HOST, port, compression=None, max_size=2**20, ping_interval=20):
             await asyncio.Future()
 
-    asyncio.run(main())
+    event_loop.run(main())
 
 
 @dataclass
@@ -359,7 +360,7 @@ class BenchOptions:
 
 def run(options: BenchOptions) -> dict[str, Any]:
     """Run the whole benchmark (servers in subprocesses) and return every figure."""
-    return asyncio.run(bench(options))
+    return event_loop.run(bench(options))
 
 
 async def bench(args: BenchOptions) -> dict[str, Any]:
@@ -384,6 +385,7 @@ async def bench(args: BenchOptions) -> dict[str, Any]:
     return {
         "pairs": args.pairs, "topics_per_pair": args.topics, "window": args.window, "message_bytes": args.size,
         "seconds": args.seconds, "cpus": os.cpu_count(), "python": platform.python_version(),
+        "event_loop": event_loop.loop_name(),
         "relay": results["relay"], "forward": results["forward"],
         "relay_vs_forward": round(
             results["relay"]["max"]["msgs_per_s"] / max(1, results["forward"]["max"]["msgs_per_s"]), 2
@@ -404,7 +406,7 @@ async def fixed_rate(args: BenchOptions) -> dict[str, Any]:
         for server in servers.values():
             server.stop()
     return {"rate": args.rate, "seconds": args.seconds, "pairs": args.pairs, "cpus": os.cpu_count(),
-            "python": platform.python_version(), "fixed": runs}
+            "python": platform.python_version(), "event_loop": event_loop.loop_name(), "fixed": runs}
 
 
 def fixed_table(r: dict[str, Any]) -> str:

@@ -8,7 +8,8 @@
 * ``POST /rpc``: the same methods for servers without a socket: Bearer JWT, one JSON-RPC request in the
   body, its answer in the response body. A subscription made here is a standing one of the client id:
   nothing is pushed, the client fetches or hears of messages through its watch webhook.
-* ``GET /health`` (200 once the app accepts connections), ``GET /public-key`` (hex Ed25519 key of the relay).
+* ``GET /health`` (200 once the app accepts connections; its open connections and event loop),
+  ``GET /public-key`` (hex Ed25519 key of the relay).
 
 uvicorn does the WebSocket keepalive (a ping every ``RELAY_PING_INTERVAL`` s; no pong within
 ``RELAY_PING_TIMEOUT`` s drops the socket) and refuses frames over ``max_frame_bytes`` (close 1009).
@@ -257,7 +258,10 @@ class RelayApp:
         return Response(frames[0] if frames else b"", media_type="application/json")
 
     async def health(self, _request: Request) -> Response:
-        return Response(orjson.dumps({"status": "ok", "connections": self.connections}), media_type="application/json")
+        # the loop this node really runs on (uvloop or asyncio: wcnotify/event_loop.py), for operators comparing nodes
+        loop = type(asyncio.get_running_loop()).__module__.partition(".")[0]
+        return Response(orjson.dumps({"status": "ok", "connections": self.connections, "eventLoop": loop}),
+                        media_type="application/json")
 
     async def public_key(self, _request: Request) -> Response:
         return PlainTextResponse(self.key.public_key.hex())
