@@ -1,15 +1,18 @@
 """Migrations: applied on start, idempotent, safe when several processes start at once, and the
-result matches ``storage.tables`` exactly (so queries and schema cannot drift apart)."""
+result matches ``storage.tables`` exactly (so queries and schema cannot drift apart); and the notify database's
+SQLite writers take turns on a lock of their own."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import event, inspect, text
 
+from wcnotify.notify.store import Database
 from wcnotify.storage import create_engine, migrate, open_database
 from wcnotify.storage.tables import metadata
 
@@ -42,3 +45,48 @@ async def test_migrating_twice_and_concurrently_is_harmless(database_url: str) -
     finally:
         for e in engines:
             await e.dispose()
+
+
+async def test_sqlite_writers_of_one_process_take_turns_without_the_busy_handler(tmp_path: Path) -> None:
+    """notify.store.Database queues its SQLite writers on a lock: the second waits for the first to commit
+    and then runs, without SQLite's busy handler (here disabled, busy_timeout=0, so a writer that met a taken
+    write lock would fail at once with 'database is locked'). Three waiting writers run in arrival order."""
+    engine = await open_database(f"sqlite:///{tmp_path / 'turns.db'}")
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _no_busy_wait(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA busy_timeout=0")
+
+    await engine.dispose()  # later connections get the pragma
+    db = Database(engine)
+    order: list[str] = []
+    first_in = asyncio.Event()
+    release = asyncio.Event()
+
+    async def first() -> None:
+        async with db.write() as conn:
+            await conn.execute(text("CREATE TABLE turns (name TEXT)"))
+            first_in.set()
+            await release.wait()
+        order.append("first")
+
+    async def writer(name: str) -> None:
+        async with db.write() as conn:
+            await conn.execute(text("INSERT INTO turns VALUES (:n)"), {"n": name})
+        order.append(name)
+
+    try:
+        holder = asyncio.create_task(first())
+        await first_in.wait()
+        waiting = []
+        for name in ("a", "b", "c"):
+            waiting.append(asyncio.create_task(writer(name)))
+            await asyncio.sleep(0.01)  # each has asked for its turn before the next
+        assert not any(t.done() for t in waiting)
+        release.set()
+        await asyncio.gather(holder, *waiting)
+        assert order == ["first", "a", "b", "c"]
+        async with db.read() as conn:
+            assert [r[0] for r in await conn.execute(text("SELECT name FROM turns ORDER BY rowid"))] == ["a", "b", "c"]
+    finally:
+        await db.close()

@@ -4,7 +4,6 @@ under the subscriber's key. Ed25519 signatures are deterministic, so the JWTs mu
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import orjson
@@ -60,4 +59,4 @@ def test_build_message_equals_the_plain_construction(icon: str | None, url: str 
 
 def test_claim_columns_are_in_the_delivery_field_order() -> None:
     """A claimed row makes its Delivery positionally: the select's columns must follow the fields."""
-    assert [c.name for c in DELIVERY_COLUMNS] == [f.name for f in dataclasses.fields(Delivery)]
+    assert [c.name for c in DELIVERY_COLUMNS] == list(Delivery._fields)

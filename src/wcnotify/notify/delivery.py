@@ -27,7 +27,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -62,9 +62,11 @@ class DeliveryConfig:
     poll: float = spec.NOTIFY_DELIVERY_POLL
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """A claimed row with everything needed to build its message."""
+class Delivery(NamedTuple):
+    """A claimed row with everything needed to build its message.
+
+    A named tuple, not a frozen dataclass: a claim makes one per row, and a frozen dataclass's ``__init__``
+    (one ``object.__setattr__`` per field) took a tenth of a claim's time; a tuple is made in one step."""
 
     id: str
     attempts: int
