@@ -316,12 +316,18 @@ class _Outbox:
                 await writer
 
 
-# CPython's collector thresholds for a relay process of its own (RelayServer.run): such a process holds every
-# connection's objects (hundreds of thousands with 10,000 clients) and allocates several per routed message,
-# so with the defaults (700, 10, 10) the collector's frequent passes, full ones over all connections included,
-# took a fifth to a quarter of the relay's CPU in the fan-out bench. Larger young collections let most of a
-# message's garbage die before it is promoted, and full passes come far less often.
-GC_THRESHOLD = (50_000, 50, 50)
+# CPython's collector settings for a relay process of its own (RelayServer.run). Such a process holds every
+# connection's objects and allocates several per routed message. Two measurements shaped them:
+# * throughput: with the default thresholds (700, 10, 10) the collector's frequent passes, full ones over all
+#   connections included, took a fifth to a quarter of the relay's CPU in the fan-out bench;
+# * tail latency: with (50_000, 50, 50) each young collection went through 50,000 objects and paused the
+#   loop 10 to 17 ms, several times a run at 8,000 msgs/s; and every full pass went through the modules and
+#   classes imported at start, 90 ms with the defaults. The relay's p99 then was 15 to 190 ms where the bare
+#   forwarding server's was 5 to 8 (bench/relay.py --rate 8000).
+# So the young generation is 5,000 objects (pauses of 1 to 3 ms, a rare older pass about 13 ms), what start-up
+# made is frozen out of every pass (gc.freeze), and the memory mailbox keeps its messages in untracked
+# tuples (relay/mailbox.py).
+GC_THRESHOLD = (5_000, 20, 20)
 
 
 class RelayServer(AsgiService):
@@ -347,8 +353,10 @@ class RelayServer(AsgiService):
 
     def run(self, log_level: str = "info") -> None:
         """Serve until interrupted, as the process's only job (``wcnotify relay``): the collector is tuned for
-        it (:data:`GC_THRESHOLD`); a relay embedded in another process leaves the collector alone."""
+        it (:data:`GC_THRESHOLD`, and start-up's objects frozen); a relay embedded in another process leaves the
+        collector alone."""
         gc.set_threshold(*GC_THRESHOLD)
+        gc.freeze()  # what start-up made (modules, classes, the app) lives as long as the process
         super().run(log_level)
 
     @property
