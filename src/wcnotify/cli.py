@@ -16,15 +16,6 @@ app = typer.Typer(
 console = Console(emoji=False, highlight=False)
 
 
-def _event_loop() -> str:
-    """The loop a service command will run on (printed at start), or exit 2 on a bad WCNOTIFY_EVENT_LOOP."""
-    try:
-        return event_loop.loop_name()
-    except event_loop.EventLoopChoiceError as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(2) from exc
-
-
 @app.command()
 def version() -> None:
     """Print the wcnotify version.
@@ -189,7 +180,7 @@ def relay(
     console.print(
         f"wcnotify relay on ws://{server.host_for_clients}:{server.port} "
         f"(mailbox: {database_url or redis_url or 'memory'}; routing: {'redis' if redis_url else 'in-process'}; "
-        f"key {server.relay.key.public_key.hex()}; event loop: {_event_loop()})", soft_wrap=True,
+        f"key {server.relay.key.public_key.hex()}; event loop: {event_loop.loop_name()})", soft_wrap=True,
     )
     server.run(log_level=log_level)
 
@@ -218,8 +209,8 @@ def keys(
     from wcnotify.keys.server import KeysConfig, KeysServer
 
     server = KeysServer(KeysConfig(host=host, port=port, database_url=database_url, public_urls=tuple(public_url)))
-    console.print(f"wcnotify keys server on {server.url} (database: {database_url}; event loop: {_event_loop()})",
-                  soft_wrap=True)
+    console.print(f"wcnotify keys server on {server.url} (database: {database_url}; "
+                  f"event loop: {event_loop.loop_name()})", soft_wrap=True)
     server.run(log_level=log_level)
 
 
@@ -329,7 +320,7 @@ def server(
         console.print(f"[red]cannot start the notify server:[/] {exc}")
         raise typer.Exit(1) from exc
     console.print(f"wcnotify notify server on {notify.url} (database: {database_url}; relay: {relay_url}; "
-                  f"event loop: {_event_loop()})", soft_wrap=True)
+                  f"event loop: {event_loop.loop_name()})", soft_wrap=True)
     if generated:
         console.print(f"admin token (pass --admin-token to keep one): {config.admin_token}")
     notify.run(log_level=log_level)
@@ -554,6 +545,13 @@ def bench_fuzz(
 
 
 def main() -> None:
+    # WCNOTIFY_EVENT_LOOP is checked once, here, before any command runs: every command that serves or
+    # connects runs on the loop it names, and a bad value is a message and exit 2, never a traceback
+    try:
+        event_loop.loop_name()
+    except event_loop.EventLoopChoiceError as exc:
+        console.print(f"[red]wcnotify:[/] {exc}", soft_wrap=True)
+        raise SystemExit(2) from None
     app()
 
 

@@ -66,7 +66,7 @@ def run(main: Coroutine[Any, Any, T], explain: Callable[[BaseException], str | N
     except KeyboardInterrupt:
         stderr().print("interrupted")
         raise typer.Exit(130) from None
-    except (CommandError, event_loop.EventLoopChoiceError) as exc:
+    except CommandError as exc:
         fail(str(exc))
     except Exception as exc:
         advice = explain(exc)

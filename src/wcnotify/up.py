@@ -476,7 +476,7 @@ def run(options: UpOptions, console: Console, *, as_json: bool = False, log_leve
 
     try:
         event_loop.run(serve(options, on_ready=on_ready, on_stopping=on_stopping, began=began))
-    except (UpError, event_loop.EventLoopChoiceError) as exc:
+    except UpError as exc:
         if as_json:
             print(json.dumps({"event": "error", "error": str(exc)}), flush=True)
         errors.print(f"[red]wcnotify up:[/] {exc}", soft_wrap=True)

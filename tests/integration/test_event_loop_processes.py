@@ -46,11 +46,13 @@ async def test_relay_process_serves_on_each_loop(tmp_path: Path, monkeypatch: py
     assert f"event loop: {loop})" in relay.proc.stdout.read().decode()
 
 
-@pytest.mark.parametrize("command", [["relay"], ["keys", "--database-url", "sqlite:///keys.db"]])
+@pytest.mark.parametrize("command", [["relay", "--port", "0"], ["keys", "--port", "0"], ["up", "--json"]])
 def test_a_loop_that_does_not_exist_is_refused(tmp_path: Path, command: list[str]) -> None:
+    """Checked once by the ``wcnotify`` entry point, before any command starts: nothing is served or written."""
     done = subprocess.run(
-        [WCNOTIFY, *command, "--port", str(free_port())], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        [WCNOTIFY, *command], cwd=tmp_path, capture_output=True, text=True, timeout=60,
         env={**os.environ, "WCNOTIFY_EVENT_LOOP": "trio"}, check=False,
     )
     assert done.returncode == 2, done.stdout + done.stderr
     assert "WCNOTIFY_EVENT_LOOP must be 'uvloop' or 'asyncio', not 'trio'" in done.stdout + done.stderr
+    assert list(tmp_path.iterdir()) == []  # no database, no data dir
