@@ -13,6 +13,7 @@ under test is what happens to them after ``/notify``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import subprocess
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from wcnotify.notify.delivery import DeliveryConfig
@@ -32,6 +34,7 @@ from wcnotify.protocol import jsonrpc
 from wcnotify.protocol.crypto import decrypt, topic_of
 from wcnotify.protocol.jwt import decode_jwt
 from wcnotify.relay.client import RelayClient
+from wcnotify.relay.limits import RelayLimits
 from wcnotify.relay.server import RelayConfig, RelayServer
 from wcnotify.storage import create_engine
 from wcnotify.storage.tables import projects, subscriber_notifications, subscriber_scopes, subscribers
@@ -155,6 +158,59 @@ async def test_two_replicas_share_the_queue_without_double_delivery(database_url
                 await client.close()
 
 
+# ------------------------------------------------------------------------------------ refused rows
+
+
+async def test_a_message_the_relay_refuses_is_retried_alone_with_backoff(database_url: str) -> None:
+    """The relay refuses one subscriber's message (its topic's mailbox is at the relay's cap): the batch is
+    split until that message is found, every other subscriber gets the notification, and only that row
+    waits for a retry, its attempt counted and the relay's reason kept."""
+    one_per_topic = RelayConfig(port=0, limits=dataclasses.replace(RelayLimits(), mailbox_per_topic=1))
+    retry_late = DeliveryConfig(backoff=(60.0, 300.0))  # the retry is due long after the test
+    async with running_stack(database_url, relay_config=one_per_topic, delivery=retry_late) as stack:
+        dapp = await stack.create_dapp()
+        keys = await add_subscribers(database_url, dapp, "alerts", 40)
+        full = sorted(keys)[17]
+        filler = RelayClient(stack.relay.ws_url)
+        await filler.connect()
+        try:
+            await filler.publish(full, "filler", ttl=3600)  # the topic now holds its cap of one message
+        finally:
+            await filler.close()
+        fleet = Fleet({t: k for t, k in keys.items() if t != full})
+        client = await fleet.listen(stack.relay.ws_url)
+        try:
+            sent_at = time.time()
+            assert await broadcast(stack.http, stack.notify_url, dapp, "alerts", "one-refused") == 40
+            await fleet.all_received()
+            fleet.once_each()
+            status = await stack.delivered(dapp, "one-refused", 39)
+            assert (status["published"], status["queued"], status["failed"]) == (39, 1, 0)
+            deliverer = stack.notify.service.deliverer
+            assert (deliverer.published, deliverer.refused) == (39, 1)
+            engine = create_engine(database_url)
+            try:
+                async with engine.connect() as conn:
+                    sn = subscriber_notifications
+                    row = (await conn.execute(
+                        select(sn.c.status, sn.c.attempts, sn.c.next_attempt_at, sn.c.last_error)
+                        .join(subscribers, subscribers.c.id == sn.c.subscriber).where(subscribers.c.topic == full)
+                    )).one()
+                    others = {(r.status, r.attempts) for r in await conn.execute(
+                        select(sn.c.status, sn.c.attempts).join(subscribers, subscribers.c.id == sn.c.subscriber)
+                        .where(subscribers.c.topic != full)
+                    )}
+            finally:
+                await engine.dispose()
+            assert (row.status, row.attempts) == ("queued", 1)
+            assert full in row.last_error  # the relay's reason names the full topic
+            # the first retry: 60 s times a jitter of 0.5 to 1, not at once as the reference does
+            assert sent_at + 29 <= row.next_attempt_at / 1000 <= time.time() + 61
+            assert others == {("published", 1)}
+        finally:
+            await client.close()
+
+
 # -------------------------------------------------------------------------------------- relay down
 
 
@@ -194,13 +250,13 @@ async def test_a_relay_outage_pauses_delivery_and_loses_nothing(database_url: st
 
 
 class NotifyProcess:
-    def __init__(self, tmp_path: Path, relay_url: str, database_url: str) -> None:
+    def __init__(self, tmp_path: Path, relay_url: str, database_url: str, lease: float = 2) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.args = [
             WCNOTIFY, "server", "--port", str(self.port), "--relay-url", relay_url,
             "--keys-url", "http://127.0.0.1:9", "--database-url", database_url, "--admin-token", ADMIN,
-            "--seed-file", str(tmp_path / "seed"), "--delivery-lease", "2", "--log-level", "warning",
+            "--seed-file", str(tmp_path / "seed"), "--delivery-lease", str(lease), "--log-level", "warning",
             # one worker: batches of 500 go out one after another, so the kill lands between two of them
             "--delivery-workers", "1",
         ]
@@ -227,9 +283,33 @@ class NotifyProcess:
 
 
 async def test_kill9_in_the_middle_of_a_send_loses_nothing(database_url: str, tmp_path: Path) -> None:
+    await _kill9_mid_send(database_url, tmp_path, lease=2, settle_timeout=40)
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_kill9_on_postgres_needs_no_lease_to_end(database_url: str, tmp_path: Path) -> None:
+    """On PostgreSQL a batch is held by row locks: the killed server's connection drops, its transaction
+    rolls back, and the restarted server takes the rows at once, long before a 300 s lease would end."""
+    started = time.monotonic()
+    await _kill9_mid_send(database_url, tmp_path, lease=300, settle_timeout=30)
+    assert time.monotonic() - started < 60
+
+
+async def _kill9_mid_send(database_url: str, tmp_path: Path, *, lease: float, settle_timeout: float) -> None:
     async with RelayServer(RelayConfig(port=0)) as relay, httpx.AsyncClient(timeout=10, trust_env=False) as http:
-        server = NotifyProcess(tmp_path, relay.http_url, database_url)
+        server = NotifyProcess(tmp_path, relay.http_url, database_url, lease=lease)
         await server.start()
+        answered_late: list[int] = []
+
+        async def answer_the_first_batch_late(stored: list[Any], _now: float) -> None:
+            # the first batch reaches the wallets, but the server waits for the relay's answer: the kill lands
+            # while that batch is in flight (published, not yet marked so), never between two batches
+            if not answered_late:
+                answered_late.append(len(stored))
+                await asyncio.sleep(3)
+
+        assert relay.relay.state is not None
+        relay.relay.state.on_publish.append(answer_the_first_batch_late)
         try:
             stack = _HttpOnly(http, server.url)
             dapp = await stack.create_dapp()
@@ -237,7 +317,7 @@ async def test_kill9_in_the_middle_of_a_send_loses_nothing(database_url: str, tm
             client = await fleet.listen(relay.ws_url)
             try:
                 assert await broadcast(http, server.url, dapp, "alerts", "interrupted") == 2000
-                # kill it once some, but not all, deliveries went out
+                # kill it once the first batch arrives
                 deadline = time.monotonic() + 20
                 while not fleet.received and time.monotonic() < deadline:
                     await asyncio.sleep(0.005)
@@ -247,9 +327,10 @@ async def test_kill9_in_the_middle_of_a_send_loses_nothing(database_url: str, tm
 
                 await server.start()
                 await fleet.all_received()
-                # a batch published just before the kill but never marked so is published again once its
-                # lease ends and the sweeper (every 10 s) returns it to the queue
-                status = await _HttpOnly(http, server.url).delivered(dapp, "interrupted", 2000, timeout=40)
+                # a batch published just before the kill but never marked so is published again: on SQLite
+                # once its lease ends and the sweeper (every 10 s) returns it to the queue, on PostgreSQL at once
+                status = await _HttpOnly(http, server.url).delivered(dapp, "interrupted", 2000,
+                                                                       timeout=settle_timeout)
                 assert (status["published"], status["queued"], status["failed"]) == (2000, 0, 0)
                 await asyncio.sleep(0.3)  # let any repeat arrive before checking it carried the same msg.id
                 fleet.once_each()

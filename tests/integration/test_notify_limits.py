@@ -201,6 +201,7 @@ async def test_metrics_after_a_delivery(database_url: str) -> None:
         assert sample(m, "wcnotify_notify_failed_total") == 0
         assert sample(m, "wcnotify_notify_queue_depth", status="queued") == 0
         assert sample(m, "wcnotify_notify_queue_depth", status="processing") == 0
+        assert sample(m, "wcnotify_notify_in_flight") == 0  # the batch was let go once settled
         assert sample(m, "wcnotify_notify_publish_latency_seconds_count") >= 1
         assert sample(m, "wcnotify_notify_publish_latency_seconds_sum") > 0
         assert sample(m, "wcnotify_notify_webhook_backlog") == 0

@@ -1,13 +1,21 @@
 """Durable delivery: workers that publish queued ``subscriber_notifications`` rows to the relay.
 
-Each worker loops: claim a batch of due rows (one write transaction: ``UPDATE … SET status='processing'
-FROM (SELECT … FOR UPDATE SKIP LOCKED) … RETURNING`` the rows joined with what their messages need on
-PostgreSQL, where replicas then never claim the same row; SQLite's single writer gives the same guarantee, with
-the rows read by a second query), build one ``wc_notifyMessage`` per row (``messageAuth``
+Each worker loops: take a batch of due rows, build one ``wc_notifyMessage`` per row (``messageAuth``
 signed by the project's authentication key, sealed under the subscriber's key), publish them with
-``irn_batchPublish`` and settle the rows. A claim is a lease: ``next_attempt_at`` holds its deadline, and a
-sweeper returns rows whose claimer died (kill -9) to the queue. Their wallets may then get the same
-``msg.id`` twice, which they drop; nobody misses one.
+``irn_batchPublish`` and settle the rows. How a batch is held depends on the database:
+
+* **PostgreSQL: a row lock.** The worker selects the due rows ``FOR UPDATE SKIP LOCKED`` in one transaction,
+  joined with what their messages need, keeps that transaction open while it publishes, and marks the rows
+  published in it. Replicas skip locked rows, so no two take the same row; a worker that dies (kill -9)
+  drops its connection, the transaction rolls back and the rows are due again at once. Each row is written
+  once (the settle): the lease below cost a second full row version per delivery, which on PostgreSQL means
+  a new entry in every index of the table, and was a third of the database's work in a broadcast.
+* **SQLite: a lease.** One writer at a time cannot hold a transaction open across a publish, so the claim
+  is its own write (``status='processing'``, ``next_attempt_at`` = the lease's deadline), the rows are read by
+  a second query, and a sweeper returns rows whose claimer died to the queue when the lease ends.
+
+Either way a crash between publish and settle means the rows are published again: their wallets may get the
+same ``msg.id`` twice, which they drop; nobody misses one.
 
 Two kinds of failure, treated differently (the reference treats both as "requeue now", forever cycling):
 
@@ -31,6 +39,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wcnotify import spec
 from wcnotify.notify.payload_ids import next_payload_id
@@ -98,9 +107,18 @@ _DELIVERY_JOIN = (
     projects.c.id == subscribers.c.project,
 )
 _LOAD_DELIVERIES = select(*DELIVERY_COLUMNS).where(*_DELIVERY_JOIN, _sn.c.id.in_(bindparam("ids", expanding=True)))
+# a locked row is still queued, and its attempt is counted when it is settled: ``attempts`` is this attempt's
+# number, as a lease claim's (which counts it when claiming)
+_LOCKED_COLUMNS = (_sn.c.id, (_sn.c.attempts + 1).label("attempts"), *DELIVERY_COLUMNS[2:])
 _MARK_PUBLISHED = (
     update(_sn).where(_sn.c.id.in_(bindparam("ids", expanding=True)), _sn.c.status == PROCESSING)
     .values(status=PUBLISHED, updated_at=bindparam("now_ms"), last_error=None)
+)
+# no status condition: the rows are locked by us, and with one the planner may scan every queued row
+# (status='queued' is most of the index while a broadcast drains) to filter it by the 500 ids
+_MARK_LOCKED_PUBLISHED = (
+    update(_sn).where(_sn.c.id.in_(bindparam("ids", expanding=True)))
+    .values(status=PUBLISHED, updated_at=bindparam("now_ms"), last_error=None, attempts=_sn.c.attempts + 1)
 )
 
 
@@ -160,6 +178,9 @@ class Deliverer:
         self.config = config or DeliveryConfig()
         self.clock = clock
         self._wake = asyncio.Event()
+        # PostgreSQL holds a batch by its row locks for as long as it is published (module docstring)
+        self.locks_rows = db.engine.dialect.name == "postgresql"
+        self.in_flight = 0  # rows this process holds and is publishing now (for /metrics)
         self._outage_until = 0.0
         self._outage_delay = 0.0
         self.published = 0  # counters for /metrics and tests
@@ -196,20 +217,33 @@ class Deliverer:
                 continue
             self._wake.clear()
             try:
-                claimed = await self.claim()
+                found = await self.work_once()
             except SQLAlchemyError as exc:
-                log.warning("claiming deliveries failed: %s", exc)
+                # a lease's rows stay claimed and the sweeper requeues them after the lease; a lock's rows
+                # were rolled back and are due again now
+                log.warning("delivering a batch failed: %s", exc)
                 await asyncio.sleep(self.config.poll)
                 continue
-            if not claimed:
+            if not found:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.config.poll)
-                continue
+
+    async def work_once(self) -> bool:
+        """Take one batch of due rows, publish it and settle it; False when nothing was due."""
+        if not self.locks_rows:
+            claimed = await self.claim()
+            if not claimed:
+                return False
             self._wake.set()  # there may be more: let an idle worker claim the next batch meanwhile
-            try:
-                await self.deliver(claimed)
-            except SQLAlchemyError as exc:  # the rows stay claimed; the sweeper requeues them after the lease
-                log.warning("settling %d deliveries failed: %s", len(claimed), exc)
+            await self.deliver(claimed)
+            return True
+        async with self.db.write() as conn:
+            locked = await self._lock_due(conn)
+            if not locked:
+                return False
+            self._wake.set()
+            await self.deliver(locked, conn)
+        return True
 
     async def _sweeper(self) -> None:
         while True:
@@ -244,11 +278,26 @@ class Deliverer:
                 rows = await conn.execute(
                     claim.where(sn.c.id == due.subquery().c.id, *_DELIVERY_JOIN).returning(*DELIVERY_COLUMNS)
                 )
-                return [Delivery(*r) for r in rows]
+                return [Delivery._make(r) for r in rows]
             ids = [r.id for r in await conn.execute(claim.where(sn.c.id.in_(due.scalar_subquery())).returning(sn.c.id))]
             if not ids:
                 return []
-            return [Delivery(*r) for r in await conn.execute(_LOAD_DELIVERIES, {"ids": ids})]
+            return [Delivery._make(r) for r in await conn.execute(_LOAD_DELIVERIES, {"ids": ids})]
+
+    async def _lock_due(self, conn: AsyncConnection) -> list[Delivery]:
+        """PostgreSQL: lock up to ``batch`` due rows (oldest due first) in ``conn``'s transaction and read
+        what building their messages needs, in one statement; rows other transactions hold are skipped."""
+        sn = subscriber_notifications
+        due = (
+            select(sn.c.id)
+            .where(sn.c.status == QUEUED, sn.c.next_attempt_at <= self._now_ms())
+            .order_by(sn.c.next_attempt_at)
+            .limit(self.config.batch)
+            .with_for_update(skip_locked=True)
+            .subquery()
+        )
+        rows = await conn.execute(select(*_LOCKED_COLUMNS).where(sn.c.id == due.c.id, *_DELIVERY_JOIN))
+        return [Delivery._make(r) for r in rows]
 
     async def sweep(self) -> tuple[int, int]:
         """Requeue rows whose claim expired; fail queued rows past the give-up age. Returns both counts."""
@@ -278,8 +327,18 @@ class Deliverer:
 
     # ----------------------------------------------------------------------------- publishing
 
-    async def deliver(self, batch: Sequence[Delivery]) -> None:
-        """Publish ``batch`` and settle every row: published, retried later, or back in the queue."""
+    async def deliver(self, batch: Sequence[Delivery], locked_in: AsyncConnection | None = None) -> None:
+        """Publish ``batch`` and settle every row: published, retried later, or back in the queue.
+
+        ``locked_in`` is the transaction holding the rows' locks (PostgreSQL); the rows are settled in it.
+        Without it the rows are claimed (``processing``), and settled in a write of their own."""
+        self.in_flight += len(batch)
+        try:
+            await self._deliver(batch, locked_in)
+        finally:
+            self.in_flight -= len(batch)
+
+    async def _deliver(self, batch: Sequence[Delivery], locked_in: AsyncConnection | None) -> None:
         started = time.monotonic()  # the rows were claimed just now (_worker calls us right after claim)
         now = int(self.clock())
         signers: dict[str, ProjectSigner] = {}
@@ -292,7 +351,8 @@ class Deliverer:
         try:
             refused = await self._publish(list(batch), messages)
         except _RelayOutage as exc:
-            await self._release(batch)
+            if locked_in is None:  # locked rows are still queued and unchanged: committing frees them
+                await self._release(batch)
             self._note_outage(exc)
             return
         self._outage_delay = 0.0
@@ -301,7 +361,12 @@ class Deliverer:
         done = [d.id for d in batch if d.id not in refused]
         self.published += len(done)
         self.refused += len(refused)
-        await self._settle(done, refused, {d.id: d for d in batch})
+        by_id = {d.id: d for d in batch}
+        if locked_in is not None:
+            await self._settle_in(locked_in, done, refused, by_id, held=QUEUED)
+            return
+        async with self.db.write() as conn:
+            await self._settle_in(conn, done, refused, by_id, held=PROCESSING)
 
     async def _publish(self, batch: list[Delivery], messages: list[dict[str, Any]]) -> dict[str, str]:
         """Publish; the rows the relay refused, each with the reason. A refused batch is bisected so one bad
@@ -335,23 +400,28 @@ class Deliverer:
                 .values(status=QUEUED, next_attempt_at=self._now_ms(), attempts=sn.c.attempts - 1)
             )
 
-    async def _settle(self, done: list[str], refused: dict[str, str], by_id: dict[str, Delivery]) -> None:
+    async def _settle_in(
+        self, conn: AsyncConnection, done: list[str], refused: dict[str, str], by_id: dict[str, Delivery], *,
+        held: str,
+    ) -> None:
+        """Mark ``done`` published and schedule or fail the ``refused`` rows, which are ``held`` (claimed as
+        ``processing``, or locked while ``queued``). ``attempts`` is written as this attempt's number."""
         sn = subscriber_notifications
         now_ms = self._now_ms()
         first, cap = self.config.backoff
         give_up_before = now_ms - int(self.config.give_up * 1000)
-        async with self.db.write() as conn:
-            if done:
-                await conn.execute(_MARK_PUBLISHED, {"ids": done, "now_ms": now_ms})
-            for row_id, reason in refused.items():
-                d = by_id[row_id]
-                if d.created_at <= give_up_before:
-                    values: dict[str, Any] = {"status": FAILED}
-                    self.failed += 1
-                else:
-                    delay = min(first * 2 ** (d.attempts - 1), cap) * random.uniform(0.5, 1.0)
-                    values = {"status": QUEUED, "next_attempt_at": now_ms + int(delay * 1000)}
-                await conn.execute(
-                    update(sn).where(sn.c.id == row_id, sn.c.status == PROCESSING)
-                    .values(updated_at=now_ms, last_error=reason, **values)
-                )
+        if done:
+            mark = _MARK_LOCKED_PUBLISHED if held == QUEUED else _MARK_PUBLISHED
+            await conn.execute(mark, {"ids": done, "now_ms": now_ms})
+        for row_id, reason in refused.items():
+            d = by_id[row_id]
+            if d.created_at <= give_up_before:
+                values: dict[str, Any] = {"status": FAILED}
+                self.failed += 1
+            else:
+                delay = min(first * 2 ** (d.attempts - 1), cap) * random.uniform(0.5, 1.0)
+                values = {"status": QUEUED, "next_attempt_at": now_ms + int(delay * 1000)}
+            await conn.execute(
+                update(sn).where(sn.c.id == row_id, sn.c.status == held)
+                .values(updated_at=now_ms, last_error=reason, attempts=d.attempts, **values)
+            )

@@ -11,6 +11,7 @@ What is measured, and where:
   counters, read at scrape time by :class:`_ServiceCollector` (the delivery code stays free of Prometheus);
 * publish latency: from a batch's claim to the relay's acknowledgement, one observation per batch, through
   the Deliverer's ``on_published`` hook;
+* deliveries this process holds and is publishing now (``in_flight``);
 * the queue (``queued``, ``processing``) and the webhook backlog (``webhook_events`` not yet delivered):
   database-wide, so every replica reports the same value (aggregate with ``max``, not ``sum``). They are
   counted by :meth:`NotifyMetrics.refresh` just before a scrape is rendered, so there is no poller;
@@ -26,7 +27,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -60,6 +61,9 @@ class _ServiceCollector(Collector):
             ("relay_outages", "Times delivery paused because the relay was unreachable.", d.outages if d else 0),
         ):
             yield CounterMetricFamily(PREFIX + name, doc, value=value)
+        # on PostgreSQL a batch being published is only locked, so the database counts it as queued
+        yield GaugeMetricFamily(PREFIX + "in_flight", "Deliveries this process is publishing now.",
+                                value=d.in_flight if d else 0)
         denied = CounterMetricFamily(PREFIX + "rate_limited", "Requests (send, wallet) or deliveries (subscriber) "
                                      "refused by a rate limit.", labels=["bucket"])
         for bucket, count in self.limits.denied.items():
