@@ -250,8 +250,9 @@ def server(
     ),
     delivery_lease: float = typer.Option(
         spec.NOTIFY_DELIVERY_LEASE, min=1,
-        help="Seconds a claimed delivery may stay in flight before another worker or replica takes it over "
-        "(how soon deliveries interrupted by a crash resume).",
+        help="SQLite: seconds a claimed delivery may stay in flight before it returns to the queue (how soon "
+        "deliveries interrupted by a crash resume). PostgreSQL holds batches by row locks, which a crash frees "
+        "at once.",
     ),
     redis_url: str | None = typer.Option(
         None, "--redis-url", envvar="WCNOTIFY_NOTIFY_REDIS_URL",
