@@ -27,7 +27,9 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
+from sqlalchemy.pool import QueuePool
 
+from wcnotify import spec
 from wcnotify.notify.delivery import DeliveryConfig
 from wcnotify.notify.server import NotifyConfig, NotifyServer
 from wcnotify.protocol import jsonrpc
@@ -156,6 +158,15 @@ async def test_two_replicas_share_the_queue_without_double_delivery(database_url
                 assert replica.service.deliverer.published == both[1] + 400
             finally:
                 await client.close()
+
+
+async def test_the_database_pool_keeps_a_connection_per_worker_and_some_more(database_url: str) -> None:
+    """A worker holds its connection while it publishes: with fewer pooled connections than workers the
+    pool would close and reopen them all through a broadcast (on PostgreSQL a backend forked for each)."""
+    async with running_stack(database_url, delivery=DeliveryConfig(workers=8)) as stack:
+        pool = stack.notify.service.db.engine.pool
+        assert isinstance(pool, QueuePool)
+        assert pool.size() == 8 + spec.NOTIFY_DB_POOL_BEYOND_WORKERS
 
 
 # ------------------------------------------------------------------------------------ refused rows

@@ -128,10 +128,13 @@ def raise_nofile() -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads), from /proc (Linux)."""
+    """User + system CPU time of a process (all its threads) and of its children that exited and were
+    waited for, from /proc (Linux). The children's part is PostgreSQL's: a backend of a connection the
+    notify server's pool closed during a round has exited by the round's end, and its time is then only in
+    the postmaster's. The other processes have no children during a round."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return sum(int(x) for x in fields[11:15]) / CLK_TCK
 
 
 def machine_busy_seconds() -> float:
@@ -152,13 +155,21 @@ def postgres_pids() -> list[int]:
     return pids
 
 
-def group_cpu(pids: list[int]) -> float:
-    """CPU seconds of processes that may have exited meanwhile (they count as 0)."""
-    total = 0.0
+def group_cpu(pids: list[int]) -> dict[int, float]:
+    """CPU seconds of each process; one that exited meanwhile is left out."""
+    seconds = {}
     for pid in pids:
         with contextlib.suppress(OSError, IndexError, ValueError):
-            total += cpu_seconds(pid)
-    return total
+            seconds[pid] = cpu_seconds(pid)
+    return seconds
+
+
+def cpu_since(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds a group used between two :func:`group_cpu` readings. A process that started in between
+    counts from 0 (PostgreSQL forks a backend per new connection of the notify server's pool); one that
+    exited in between counts in its parent's (see :func:`cpu_seconds`), with its time from before the round too
+    (an overcount, small unless the pool churns)."""
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
 
 
 def free_port() -> int:
@@ -736,8 +747,7 @@ class Stack:
         for w in self.wallets:
             await w.command(f"expect {k}")
         await asyncio.sleep(1.0)  # let the previous round's acks and settles finish
-        pids = self.pids()
-        cpu0 = {name: group_cpu(group) for name, group in pids.items()}
+        cpu0 = {name: group_cpu(group) for name, group in self.pids().items()}
         busy0 = machine_busy_seconds()
         t0 = time.monotonic()
         r = await http.post(f"{self.notify.url}/v1/{self.project.project_id}/notify/broadcast",
@@ -754,7 +764,7 @@ class Stack:
                     pass
                 done += 1
         window = time.monotonic() - t0
-        cpu = {name: max(0.0, group_cpu(group) - cpu0[name]) / window for name, group in pids.items()}
+        cpu = {name: max(0.0, cpu_since(cpu0[name], group_cpu(group))) / window for name, group in self.pids().items()}
         cpu["other"] = max(0.0, (machine_busy_seconds() - busy0) / window - sum(cpu.values()))
         # outside the timed window: the relay pushes to the wallets before it acknowledges the publish, so the
         # server records a batch as published a moment after its last wallet decrypted it
