@@ -433,7 +433,6 @@ NOTIFY_DOMAIN_MAX: Final = 253
 NOTIFY_DELIVERY_BATCH: Final = RELAY_BATCH_MAX  # rows a delivery worker claims and publishes at once
 NOTIFY_DELIVERY_WORKERS: Final = 4  # concurrent claim-build-publish loops per server process
 NOTIFY_DB_POOL_BEYOND_WORKERS: Final = 6  # database connections kept besides one per delivery worker
-NOTIFY_BROADCAST_CHUNK: Final = 1000  # a broadcast's delivery rows written per transaction by the expander
 NOTIFY_DELIVERY_LEASE: Final = 300  # s a claimed row stays "processing" before it is requeued (SQLite)
 NOTIFY_DELIVERY_GIVE_UP: Final = DAY  # a row still unpublished this long after its notification is "failed"
 NOTIFY_DELIVERY_BACKOFF: Final = (1.0, 300.0)  # s: first retry of a refused message, and the cap

@@ -13,7 +13,6 @@ under test is what happens to them after ``/notify``.
 from __future__ import annotations
 
 import asyncio
-import collections
 import dataclasses
 import os
 import signal
@@ -168,72 +167,6 @@ async def test_the_database_pool_keeps_a_connection_per_worker_and_some_more(dat
         pool = stack.notify.service.db.engine.pool
         assert isinstance(pool, QueuePool)
         assert pool.size() == 8 + spec.NOTIFY_DB_POOL_BEYOND_WORKERS
-
-
-# ------------------------------------------------------------------------------------ broadcasts
-
-
-async def delivery_rows(database_url: str) -> collections.Counter[str]:
-    """The delivery rows in the database, by status."""
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as conn:
-            return collections.Counter(r.status for r in await conn.execute(select(subscriber_notifications.c.status)))
-    finally:
-        await engine.dispose()
-
-
-async def test_a_broadcast_answers_before_its_rows_are_written_and_can_be_withdrawn_meanwhile(
-    database_url: str,
-) -> None:
-    # no expander and no workers: the broadcast stays as the request left it
-    paused = DeliveryConfig(workers=0, expander=False)
-    async with running_stack(database_url, delivery=paused) as stack:
-        dapp = await stack.create_dapp()
-        await add_subscribers(database_url, dapp, "alerts", 7)
-        await add_subscribers(database_url, dapp, "news", 2)  # another type: not recipients
-        assert await broadcast(stack.http, stack.notify_url, dapp, "alerts", "pending") == 7
-        assert await delivery_rows(database_url) == {}  # the request wrote no delivery row
-        status = await stack.status(dapp, "pending")
-        assert (status["queued"], status["published"], status["total"]) == (7, 0, 7)
-        r = await stack.http.delete(f"{stack.notify_url}/v1/{dapp.project_id}/notifications/pending",
-                                    headers=dapp.headers)
-        assert r.status_code == 200, r.text
-        assert (r.json()["withdrawn_now"], r.json()["withdrawn"], r.json()["queued"], r.json()["total"]) == (7, 7, 0, 7)
-        assert await delivery_rows(database_url) == {"withdrawn": 7}
-
-
-async def test_a_broadcast_is_written_out_in_chunks_to_the_subscribers_it_had(database_url: str) -> None:
-    async with running_stack(database_url, delivery=DeliveryConfig(workers=0, expander=False)) as stack:
-        dapp = await stack.create_dapp()
-        early = await add_subscribers(database_url, dapp, "alerts", 10)
-        assert await broadcast(stack.http, stack.notify_url, dapp, "alerts", "chunked") == 10
-        await asyncio.sleep(0.01)
-        late = await add_subscribers(database_url, dapp, "alerts", 2)  # subscribed after the broadcast
-    # another server on the same database writes the broadcast out, three rows at a time, and delivers it
-    async with running_stack(database_url, delivery=DeliveryConfig(expand_chunk=3, poll=0.05)) as stack:
-        fleet = Fleet(early | late)
-        client = await fleet.listen(stack.relay.ws_url)
-        try:
-            stack.notify.service.deliverer.wake()  # the listener is up: don't wait for the expander's poll
-            status = await stack.delivered(dapp, "chunked", 10)
-            assert (status["published"], status["queued"], status["total"]) == (10, 0, 10)
-            deadline = time.monotonic() + 10
-            while len(fleet.received) < 10 and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(0.3)
-            assert set(fleet.received) == set(early)  # not the two who subscribed after it
-            assert all(len(ids) == 1 for ids in fleet.received.values())
-            assert await delivery_rows(database_url) == {"published": 10}
-            # a resend under the same id reaches the two who joined since, and only them
-            assert await broadcast(stack.http, stack.notify_url, dapp, "alerts", "chunked") == 2
-            status = await stack.delivered(dapp, "chunked", 12)
-            assert (status["published"], status["total"]) == (12, 12)
-            await asyncio.sleep(0.3)
-            assert set(fleet.received) == set(early) | set(late)
-            assert all(len(ids) == 1 for ids in fleet.received.values())
-        finally:
-            await client.close()
 
 
 # ------------------------------------------------------------------------------------ refused rows

@@ -44,20 +44,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from wcnotify import spec
 from wcnotify.notify.payload_ids import next_payload_id
 from wcnotify.notify.relay_link import RelayLink
-from wcnotify.notify.sending import FAILED, PROCESSING, PUBLISHED, QUEUED, expand_chunk
+from wcnotify.notify.sending import FAILED, PROCESSING, PUBLISHED, QUEUED
 from wcnotify.notify.store import Database
 from wcnotify.protocol import jsonrpc
 from wcnotify.protocol.crypto import Ed25519KeyPair, encode_type0, key_from_hex
 from wcnotify.protocol.did import Account, did_web, encode_did_key
 from wcnotify.protocol.jwt import NotifyMessageClaims, encode_jwt
 from wcnotify.relay.client import RelayClientError, RelayRequestError
-from wcnotify.storage.tables import (
-    broadcast_expansions,
-    notifications,
-    projects,
-    subscriber_notifications,
-    subscribers,
-)
+from wcnotify.storage.tables import notifications, projects, subscriber_notifications, subscribers
 
 log = logging.getLogger("wcnotify.notify.delivery")
 
@@ -75,8 +69,6 @@ class DeliveryConfig:
     backoff: tuple[float, float] = spec.NOTIFY_DELIVERY_BACKOFF
     outage_backoff: tuple[float, float] = spec.NOTIFY_DELIVERY_OUTAGE_BACKOFF
     poll: float = spec.NOTIFY_DELIVERY_POLL
-    expand_chunk: int = spec.NOTIFY_BROADCAST_CHUNK
-    expander: bool = True  # write out broadcasts' rows (off only in tests that look at a pending broadcast)
 
 
 class Delivery(NamedTuple):
@@ -186,7 +178,6 @@ class Deliverer:
         self.config = config or DeliveryConfig()
         self.clock = clock
         self._wake = asyncio.Event()
-        self._expand = asyncio.Event()
         # PostgreSQL holds a batch by its row locks for as long as it is published (module docstring)
         self.locks_rows = db.engine.dialect.name == "postgresql"
         self.in_flight = 0  # rows this process holds and is publishing now (for /metrics)
@@ -201,16 +192,12 @@ class Deliverer:
         self.on_published: Callable[[int, float], None] | None = None
 
     def wake(self) -> None:
-        """New rows or a new broadcast were committed: workers and the expander look now, not at their poll."""
         self._wake.set()
-        self._expand.set()
 
     async def run(self) -> None:
         """Run the workers and the sweeper until cancelled."""
         tasks = [asyncio.create_task(self._worker(), name=f"delivery-{i}") for i in range(self.config.workers)]
         tasks.append(asyncio.create_task(self._sweeper(), name="delivery-sweeper"))
-        if self.config.expander:
-            tasks.append(asyncio.create_task(self._expander(), name="delivery-expander"))
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -257,37 +244,6 @@ class Deliverer:
             self._wake.set()
             await self.deliver(locked, conn)
         return True
-
-    async def _expander(self) -> None:
-        while True:
-            self._expand.clear()
-            try:
-                written = await self.expand_once()
-            except SQLAlchemyError as exc:
-                log.warning("writing out a broadcast failed: %s", exc)
-                await asyncio.sleep(self.config.poll)
-                continue
-            if written is None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._expand.wait(), self.config.poll)
-
-    async def expand_once(self) -> int | None:
-        """Write the next chunk of delivery rows of the oldest pending broadcast (the broadcast module's
-        ``broadcast``) in one short transaction, and wake the workers: they publish it while the next chunk is
-        written. Returns the rows written, or None when no broadcast is pending. On PostgreSQL a replica
-        skips a broadcast another one is writing (``SKIP LOCKED``); the cursor moves with each chunk's commit,
-        so a crash loses no recipient and writes none twice."""
-        be = broadcast_expansions
-        query = select(be).order_by(be.c.created_at).limit(1)
-        if self.locks_rows:
-            query = query.with_for_update(skip_locked=True)
-        async with self.db.write() as conn:
-            expansion = (await conn.execute(query)).first()
-            if expansion is None:
-                return None
-            written = await expand_chunk(conn, expansion, self.config.expand_chunk)
-        self._wake.set()
-        return written
 
     async def _sweeper(self) -> None:
         while True:

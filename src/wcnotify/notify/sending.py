@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, Row, String, delete, exists, func, literal, literal_column, select, update
+from sqlalchemy import BigInteger, String, func, literal, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import Insert
@@ -28,7 +28,6 @@ from wcnotify.notify import directory
 from wcnotify.notify.store import Project, Subscriber, address_of, new_id
 from wcnotify.protocol.did import Account
 from wcnotify.storage.tables import (
-    broadcast_expansions,
     notification_types,
     notifications,
     subscriber_notifications,
@@ -155,39 +154,22 @@ _SQLITE_UUID4 = (
 )
 
 
-def _recipients(project_id: str, type_id: str, cutoff: int, after: str, upto: str | None) -> list[Any]:
-    """The WHERE of a broadcast's recipients: subscribers of the project with the type in scope, created by
-    ``cutoff``, with an address in ``(after, upto]`` (no upper bound when ``upto`` is None)."""
-    where = [
-        subscribers.c.project == project_id, subscriber_scopes.c.type_id == type_id,
-        subscribers.c.created_at <= cutoff, subscribers.c.address > after,
-    ]
-    if upto is not None:
-        where.append(subscribers.c.address <= upto)
-    return where
-
-
-_WITH_SCOPES = subscribers.join(subscriber_scopes, subscriber_scopes.c.subscriber == subscribers.c.id)
-
-
-async def _queue_range(
-    conn: AsyncConnection, expansion: Row[Any], notification_created_at: int, upto: str | None, status: str = QUEUED
+async def _queue_for_type(
+    conn: AsyncConnection, project: Project, type_id: str, notification: str, created_at: int
 ) -> int:
-    """Write the delivery rows of ``expansion``'s recipients with an address in ``(after, upto]`` in one
-    ``INSERT … SELECT``, as ``status``; new rows only (a resend may cover rows written before).
+    """Queue ``notification`` for every subscriber of ``type_id`` in one ``INSERT … SELECT``; new rows only.
 
     The database builds the rows itself: a broadcast to 10,000 subscribers took 0.44 s (SQLite) and 0.9 s
-    (PostgreSQL) when each row went through Python (about 45 µs a row). The ids are random version-4 UUIDs,
-    as ``store.new_id`` makes for the other paths.
+    (PostgreSQL) when each row went through Python (about 45 µs a row), and during that time nothing else
+    could be delivered. The ids are random version-4 UUIDs, as ``store.new_id`` makes for the other paths.
     """
     postgres = conn.dialect.name == "postgresql"
     row_id = func.gen_random_uuid().cast(String) if postgres else literal_column(_SQLITE_UUID4)
-    at = literal(notification_created_at, BigInteger)
+    at = literal(created_at, BigInteger)
     rows = (
-        select(row_id, literal(expansion.notification), subscribers.c.id, literal(status), literal(False), at, at,
-               literal(0), at)
-        .select_from(_WITH_SCOPES)
-        .where(*_recipients(expansion.project, expansion.type_id, expansion.cutoff, expansion.after, upto))
+        select(row_id, literal(notification), subscribers.c.id, literal(QUEUED), literal(False), at, at, literal(0), at)
+        .select_from(subscribers.join(subscriber_scopes, subscriber_scopes.c.subscriber == subscribers.c.id))
+        .where(subscribers.c.project == project.id, subscriber_scopes.c.type_id == type_id)
     )
     c = subscriber_notifications.c
     statement = insert_ignoring_duplicates(conn, subscriber_notifications).from_select(
@@ -196,51 +178,6 @@ async def _queue_range(
         rows,
     )
     return int((await conn.execute(statement)).rowcount or 0)
-
-
-async def _unwritten(conn: AsyncConnection, expansion: Row[Any]) -> int:
-    """How many of ``expansion``'s recipients not yet written out have no delivery row yet."""
-    sn = subscriber_notifications
-    has_row = exists().where(sn.c.notification == expansion.notification, sn.c.subscriber == subscribers.c.id)
-    query = select(func.count()).select_from(_WITH_SCOPES).where(
-        *_recipients(expansion.project, expansion.type_id, expansion.cutoff, expansion.after, None), ~has_row
-    )
-    return int((await conn.execute(query)).scalar_one())
-
-
-async def unwritten_recipients(conn: AsyncConnection, notification: str) -> int:
-    """A broadcast's recipients whose delivery rows the expander has not written yet (0 for any other
-    notification): they count as queued."""
-    expansion = await _expansion(conn, notification)
-    return 0 if expansion is None else await _unwritten(conn, expansion)
-
-
-async def _expansion(conn: AsyncConnection, notification: str, *, lock: bool = False) -> Row[Any] | None:
-    query = select(broadcast_expansions).where(broadcast_expansions.c.notification == notification)
-    if lock and conn.dialect.name == "postgresql":
-        query = query.with_for_update()  # waits for a chunk being written to commit
-    return (await conn.execute(query)).first()
-
-
-async def expand_chunk(conn: AsyncConnection, expansion: Row[Any], chunk: int) -> int:
-    """Write the delivery rows of the next ``chunk`` recipients of a pending broadcast, in address order, and
-    move its cursor (the expansion row goes with the last chunk). Returns the rows written."""
-    be = broadcast_expansions
-    addresses = (
-        select(subscribers.c.address).select_from(_WITH_SCOPES)
-        .where(*_recipients(expansion.project, expansion.type_id, expansion.cutoff, expansion.after, None))
-        .order_by(subscribers.c.address).limit(chunk)
-    )
-    page = [r.address for r in await conn.execute(addresses)]
-    created_at = (await conn.execute(
-        select(notifications.c.created_at).where(notifications.c.id == expansion.notification)
-    )).scalar_one()
-    written = await _queue_range(conn, expansion, int(created_at), page[-1]) if page else 0
-    if len(page) < chunk:
-        await conn.execute(delete(be).where(be.c.notification == expansion.notification))
-    else:
-        await conn.execute(update(be).where(be.c.notification == expansion.notification).values(after=page[-1]))
-    return written
 
 
 # --------------------------------------------------------------------------------------- to accounts
@@ -310,26 +247,11 @@ async def send_to_accounts(
 async def broadcast(
     conn: AsyncConnection, project: Project, notification: NotificationIn, notification_id: str | None, now_ms: int
 ) -> tuple[str, int]:
-    """Queue the notification for every subscriber of its type: the notification's id and how many of them
-    get a delivery row (those who have none for it yet; 0 for a resend that reaches nobody new).
-
-    Only the broadcast itself is written here (a ``broadcast_expansions`` row: the type, the subscribers'
-    cut-off time, a cursor); the delivery workers' expander writes the rows a chunk at a time. Writing
-    10,000 rows here held the request (and SQLite's one writer) for 0.2 to 0.5 s, with no delivery meanwhile.
-    The recipients are the subscribers of the type created by ``now_ms``; a resend restarts the cursor with
-    a new cut-off, reaching subscribers who joined since, and the rows already written stay as they are."""
+    """Queue the notification for every subscriber of its type: the notification's id and rows queued."""
     if notification.type not in await project_type_ids(conn, project):
         raise UnknownTypeError(notification.type)
-    notification_row, _ = await upsert_notification(conn, project, notification, notification_id, now_ms)
-    be = broadcast_expansions
-    await conn.execute(delete(be).where(be.c.notification == notification_row))
-    await conn.execute(be.insert().values(notification=notification_row, project=project.id,
-                                          type_id=notification.type, cutoff=now_ms, after="", created_at=now_ms))
-    expansion = await _expansion(conn, notification_row)
-    assert expansion is not None
-    queued = await _unwritten(conn, expansion)
-    if not queued:
-        await conn.execute(delete(be).where(be.c.notification == notification_row))
+    notification_row, created_at = await upsert_notification(conn, project, notification, notification_id, now_ms)
+    queued = await _queue_for_type(conn, project, notification.type, notification_row, created_at)
     public_id = (await conn.execute(select(notifications.c.notification_id).where(
         notifications.c.id == notification_row))).scalar_one()
     return public_id, queued
@@ -392,7 +314,6 @@ async def notification_status(
         select(sn.c.status, func.count()).where(sn.c.notification == row.id).group_by(sn.c.status)
     ):
         counts[status] = int(count)
-    counts[QUEUED] += await unwritten_recipients(conn, row.id)
     return NotificationStatus(
         row.notification_id, row.type, row.title, int(row.created_at),
         int(row.withdrawn_at) if row.withdrawn_at is not None else None, counts,
@@ -402,25 +323,18 @@ async def notification_status(
 async def withdraw(conn: AsyncConnection, project: Project, notification_id: str, now_ms: int) -> int | None:
     """Withdraw the deliveries still queued (not those a worker is publishing, nor published ones): how
     many, or None when the project has no such notification. Withdrawn rows leave the wallets' history."""
-    found = (
+    row_id = (
         await conn.execute(
-            select(notifications.c.id, notifications.c.created_at).where(
+            select(notifications.c.id).where(
                 notifications.c.project == project.id, notifications.c.notification_id == notification_id
             )
         )
-    ).first()
-    if found is None:
+    ).scalar_one_or_none()
+    if row_id is None:
         return None
-    row_id = found.id
     await conn.execute(update(notifications).where(notifications.c.id == row_id).values(withdrawn_at=now_ms))
-    withdrawn = 0
-    expansion = await _expansion(conn, row_id, lock=True)
-    if expansion is not None:
-        # the broadcast's recipients not written out yet get their rows as withdrawn, so the counts stay whole
-        withdrawn += await _queue_range(conn, expansion, int(found.created_at), None, status=WITHDRAWN)
-        await conn.execute(delete(broadcast_expansions).where(broadcast_expansions.c.notification == row_id))
     sn = subscriber_notifications
     result = await conn.execute(
         update(sn).where(sn.c.notification == row_id, sn.c.status == QUEUED).values(status=WITHDRAWN, updated_at=now_ms)
     )
-    return withdrawn + int(result.rowcount or 0)
+    return int(result.rowcount or 0)

@@ -156,13 +156,8 @@ class Database:
         self._write_turn: asyncio.Lock | None = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     @contextlib.asynccontextmanager
-    async def read(self, *, snapshot: bool = False) -> AsyncIterator[AsyncConnection]:
-        """A connection for reading. ``snapshot``: every statement sees the same committed state (PostgreSQL's
-        REPEATABLE READ; a SQLite transaction always does), for answers made of several queries that a
-        concurrent commit must not split, such as a notification's counts while its broadcast is written out."""
+    async def read(self) -> AsyncIterator[AsyncConnection]:
         async with self.engine.connect() as conn:
-            if snapshot and conn.dialect.name == "postgresql":
-                await conn.execution_options(isolation_level="REPEATABLE READ")
             yield conn
 
     @contextlib.asynccontextmanager

@@ -165,20 +165,6 @@ subscriber_notifications = Table(
     Index(None, "status", "next_attempt_at"),
 )
 
-# a broadcast not yet written out as delivery rows: the delivery workers' expander writes its recipients'
-# rows a chunk at a time, in address order, so delivery starts at once and no request or writer is held for
-# the whole audience; the row goes when the last chunk is written (or the notification is withdrawn)
-broadcast_expansions = Table(
-    "broadcast_expansions",
-    metadata,
-    Column("notification", String(36), ForeignKey("notifications.id", ondelete="CASCADE"), primary_key=True),
-    Column("project", String(36), nullable=False),
-    Column("type_id", String(36), nullable=False),
-    Column("cutoff", BigInteger, nullable=False),  # ms: only subscribers created by then are recipients
-    Column("after", String(128), nullable=False, default=""),  # the last address written out
-    Column("created_at", BigInteger, nullable=False),
-)
-
 # webhooks to dapps: a URL of a project, for some of the events subscribed|updated|unsubscribed
 dapp_webhooks = Table(
     "dapp_webhooks",

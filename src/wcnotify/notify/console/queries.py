@@ -13,8 +13,7 @@ What the tables can tell, and what they cannot:
   history here is "today's subscribers, counted by when they subscribed": an account that left is missing
   from every past bucket too, and an account that left and came back counts from its latest subscribe.
 * ``subscriber_notifications`` holds one row per (notification, subscriber) with its delivery status, so a
-  notification's counts are exact; ``processing`` (a worker holds it) is reported as ``queued``, and so are
-  a broadcast's recipients whose rows the expander has not written yet.
+  notification's counts are exact; ``processing`` (a worker holds it) is reported as ``queued``.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from wcnotify.notify.sending import STATUSES, NotificationStatus, unwritten_recipients
+from wcnotify.notify.sending import STATUSES, NotificationStatus
 from wcnotify.notify.store import Project
 from wcnotify.storage.tables import dapp_webhooks, notifications, subscriber_notifications, subscribers, webhook_events
 
@@ -60,8 +59,6 @@ async def recent_notifications(conn: AsyncConnection, project: Project, *, limit
         for notification, status, count in grouped:
             if status in counts[notification]:
                 counts[notification][status] = int(count)
-        for notification, by_status in counts.items():  # a broadcast being written out: the rest are queued
-            by_status["queued"] += await unwritten_recipients(conn, notification)
     return [
         NotificationStatus(
             r.notification_id, r.type, r.title, int(r.created_at),
