@@ -44,6 +44,7 @@ from wcnotify.relay.client import RelayClient, RelayHttpClient, RelayMessage
 from wcnotify.relay.server import RelayConfig, RelayServer
 from wcnotify.storage import create_engine
 from wcnotify.storage.tables import (
+    broadcast_parts,
     notifications,
     projects,
     subscriber_notifications,
@@ -424,7 +425,7 @@ def random_type_id() -> str:
 # ------------------------------------------------------------------------------------ the database
 
 
-NOTIFY_STATE_TABLES = (subscribers, subscriber_scopes, watchers, subscriber_notifications)
+NOTIFY_STATE_TABLES = (subscribers, subscriber_scopes, watchers, subscriber_notifications, broadcast_parts)
 
 
 async def db_snapshot(database_url: str, tables: tuple[Table, ...] = NOTIFY_STATE_TABLES) -> dict[str, list[tuple]]:

@@ -31,12 +31,19 @@ from wcnotify.protocol.crypto import CryptoError, X25519KeyPair, decrypt, decryp
 from wcnotify.protocol.did import did_web
 from wcnotify.relay.client import RelayClient, RelayHttpClient, RelayMessage
 from wcnotify.storage import create_engine
-from wcnotify.storage.tables import dapp_webhooks, notification_types, notifications, projects, subscribers
+from wcnotify.storage.tables import (
+    broadcast_parts,
+    dapp_webhooks,
+    notification_types,
+    notifications,
+    projects,
+    subscribers,
+)
 
 from .notify_stack import ADMIN, ADMIN_HEADERS, Dapp, RpcRefused, Wallet, db_snapshot, refused, running_stack
 from .test_notify_webhooks import add_webhook, receivers
 
-PROJECT_TABLES = (projects, notification_types, notifications, dapp_webhooks, subscribers)
+PROJECT_TABLES = (projects, notification_types, notifications, dapp_webhooks, subscribers, broadcast_parts)
 
 
 def subscribe_claims(wallet: Wallet, dapp: Dapp, types: list[str]) -> dict[str, Any]:

@@ -114,7 +114,7 @@ async def test_broadcast_status_and_withdraw(database_url: str) -> None:
             assert r.json() == {"notification_id": "b-1", "queued": 2}
             ids = [(await w.next_notification(dapp))["msg"] for w in wallets[:2]]
             assert [m["body"] for m in ids] == ["to all alerts"] * 2
-            # the database made the delivery ids (INSERT … SELECT): distinct version-4 UUIDs, as every other path
+            # the delivery ids: distinct version-4 UUIDs, as every other path makes them
             assert len({m["id"] for m in ids}) == 2
             assert all(uuid.UUID(m["id"]).version == 4 and str(uuid.UUID(m["id"])) == m["id"] for m in ids), ids
             status = await stack.delivered(dapp, "b-1", 2)

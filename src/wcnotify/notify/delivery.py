@@ -1,8 +1,11 @@
-"""Durable delivery: workers that publish queued ``subscriber_notifications`` rows to the relay.
+"""Durable delivery: workers that publish queued ``subscriber_notifications`` rows, and the recipients of
+broadcasts, to the relay.
 
-Each worker loops: take a batch of due rows, build one ``wc_notifyMessage`` per row (``messageAuth``
-signed by the project's authentication key, sealed under the subscriber's key), publish them with
-``irn_batchPublish`` and settle the rows. How a batch is held depends on the database:
+Each worker loops: take a batch of due rows (or, when none is due, the next page of a broadcast part:
+:mod:`wcnotify.notify.broadcasts`), build one ``wc_notifyMessage`` per recipient (``messageAuth`` signed by
+the project's authentication key, sealed under the subscriber's key), publish them with
+``irn_batchPublish`` and settle: mark the rows published (a broadcast page's rows are written then, as
+published, with the part's cursor). How a batch or a part is held depends on the database:
 
 * **PostgreSQL: a row lock.** The worker selects the due rows ``FOR UPDATE SKIP LOCKED`` in one transaction,
   joined with what their messages need, keeps that transaction open while it publishes, and marks the rows
@@ -43,9 +46,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wcnotify import spec
+from wcnotify.notify import broadcasts
 from wcnotify.notify.payload_ids import next_payload_id
 from wcnotify.notify.relay_link import RelayLink
-from wcnotify.notify.sending import FAILED, PROCESSING, PUBLISHED, QUEUED
+from wcnotify.notify.sending import FAILED, PROCESSING, PUBLISHED, QUEUED, insert_ignoring_duplicates
 from wcnotify.notify.store import Database
 from wcnotify.protocol import jsonrpc
 from wcnotify.protocol.crypto import Ed25519KeyPair, encode_type0, key_from_hex
@@ -230,7 +234,12 @@ class Deliverer:
                     await asyncio.wait_for(self._wake.wait(), self.config.poll)
 
     async def work_once(self) -> bool:
-        """Take one batch of due rows, publish it and settle it; False when nothing was due."""
+        """Deliver one batch: due rows first (sends to accounts, welcome notifications, retries), else the next
+        page of a broadcast, so a send to a few accounts never waits behind a large audience. False when
+        neither had anything due."""
+        return await self._rows_once() or await self._page_once()
+
+    async def _rows_once(self) -> bool:
         if not self.locks_rows:
             claimed = await self.claim()
             if not claimed:
@@ -244,6 +253,27 @@ class Deliverer:
                 return False
             self._wake.set()
             await self.deliver(locked, conn)
+        return True
+
+    async def _page_once(self) -> bool:
+        """Take an open broadcast part (a row lock on PostgreSQL, a lease on SQLite, as the rows above), read
+        its next page of recipients, publish it and write their rows (:mod:`wcnotify.notify.broadcasts`)."""
+        if self.locks_rows:
+            async with self.db.write() as conn:
+                part = await broadcasts.lock_part(conn)
+                if part is None:
+                    return False
+                page = await broadcasts.next_page(conn, part, self.config.batch)
+                self._wake.set()
+                await self._deliver_page(part, page, conn)
+            return True
+        async with self.db.write() as conn:
+            part = await broadcasts.lease_part(conn, self._now_ms(), int(self.config.lease * 1000))
+            if part is None:
+                return False
+            page = await broadcasts.next_page(conn, part, self.config.batch)
+        self._wake.set()
+        await self._deliver_page(part, page, None)
         return True
 
     async def _sweeper(self) -> None:
@@ -301,7 +331,8 @@ class Deliverer:
         return [Delivery._make(r) for r in rows]
 
     async def sweep(self) -> tuple[int, int]:
-        """Requeue rows whose claim expired; fail queued rows past the give-up age. Returns both counts."""
+        """Requeue rows whose claim expired; fail queued rows and broadcast recipients past the give-up age.
+        Returns both counts."""
         sn = subscriber_notifications
         now_ms = self._now_ms()
         async with self.db.write() as conn:
@@ -309,22 +340,28 @@ class Deliverer:
                 update(sn).where(sn.c.status == PROCESSING, sn.c.next_attempt_at <= now_ms)
                 .values(status=QUEUED, updated_at=now_ms)
             )
+            give_up_before = now_ms - int(self.config.give_up * 1000)
             too_old = await conn.execute(
-                update(sn).where(sn.c.status == QUEUED, sn.c.created_at <= now_ms - int(self.config.give_up * 1000))
+                update(sn).where(sn.c.status == QUEUED, sn.c.created_at <= give_up_before)
                 .values(status=FAILED, updated_at=now_ms, last_error="not published within the give-up time")
             )
-        self.failed += int(too_old.rowcount or 0)
-        return int(expired.rowcount or 0), int(too_old.rowcount or 0)
+            # a broadcast's recipients not published within the give-up time, in parts no worker holds
+            failed = int(too_old.rowcount or 0) + await broadcasts.close_parts(
+                conn, broadcasts.parts_older_than(give_up_before, now_ms), broadcasts.FAILED
+            )
+        self.failed += failed
+        return int(expired.rowcount or 0), failed
 
     async def queue_depth(self) -> dict[str, int]:
-        """Rows queued and in flight (for /metrics)."""
+        """Rows queued and in flight, and a broadcast's recipients not yet published as queued (for /metrics)."""
         sn = subscriber_notifications
         async with self.db.read() as conn:
             rows = await conn.execute(
                 select(sn.c.status, func.count()).where(sn.c.status.in_((QUEUED, PROCESSING))).group_by(sn.c.status)
             )
             counts = {status: int(n) for status, n in rows}
-        return {QUEUED: counts.get(QUEUED, 0), PROCESSING: counts.get(PROCESSING, 0)}
+            pending = await broadcasts.pending_total(conn)  # a broadcast's recipients not published yet
+        return {QUEUED: counts.get(QUEUED, 0) + pending, PROCESSING: counts.get(PROCESSING, 0)}
 
     # ----------------------------------------------------------------------------- publishing
 
@@ -333,41 +370,82 @@ class Deliverer:
 
         ``locked_in`` is the transaction holding the rows' locks (PostgreSQL); the rows are settled in it.
         Without it the rows are claimed (``processing``), and settled in a write of their own."""
-        self.in_flight += len(batch)
-        try:
-            await self._deliver(batch, locked_in)
-        finally:
-            self.in_flight -= len(batch)
-
-    async def _deliver(self, batch: Sequence[Delivery], locked_in: AsyncConnection | None) -> None:
-        started = time.monotonic()  # the rows were claimed or locked just now (work_once calls us right after)
-        now = int(self.clock())
-        signers: dict[str, ProjectSigner] = {}
-        messages = []
-        for d in batch:
-            signer = signers.get(d.project)
-            if signer is None:
-                signer = signers[d.project] = ProjectSigner(d.authentication_private, d.app_domain)
-            messages.append(build_message(d, signer, now, next_payload_id()))
-        try:
-            refused = await self._publish(list(batch), messages)
-        except _RelayOutage as exc:
+        refused = await self._publish_batch(batch)
+        if refused is None:  # the relay is away: the rows go back as they were
             if locked_in is None:  # locked rows are still queued and unchanged: committing frees them
                 await self._release(batch)
-            self._note_outage(exc)
             return
-        self._outage_delay = 0.0
-        if self.on_published is not None:
-            self.on_published(len(batch), time.monotonic() - started)
         done = [d.id for d in batch if d.id not in refused]
-        self.published += len(done)
-        self.refused += len(refused)
         by_id = {d.id: d for d in batch}
         if locked_in is not None:
             await self._settle_in(locked_in, done, refused, by_id, held=QUEUED)
             return
         async with self.db.write() as conn:
             await self._settle_in(conn, done, refused, by_id, held=PROCESSING)
+
+    async def _deliver_page(
+        self, part: broadcasts.Part, page: broadcasts.Page, locked_in: AsyncConnection | None
+    ) -> None:
+        """Publish a broadcast page and write its rows: published, or queued for a retry (refused messages);
+        then move the part on. ``locked_in`` as for :meth:`deliver`; without it the part is leased."""
+        batch = [
+            Delivery(broadcasts.delivery_id(part.notification, r.subscriber), 1, part.created_at, part.type,
+                     part.title, part.body, part.icon, part.url, r.account, r.sym_key, r.topic, part.project,
+                     part.app_domain, part.authentication_private)
+            for r in page.recipients
+        ]
+        refused = await self._publish_batch(batch) if batch else {}
+        if refused is None:
+            if locked_in is None:
+                async with self.db.write() as conn:
+                    await broadcasts.release_part(conn, part)
+            return
+        published = [(d.id, r.subscriber) for d, r in zip(batch, page.recipients, strict=True) if d.id not in refused]
+        retries = [
+            {"id": d.id, "notification": part.notification, "subscriber": r.subscriber, "is_read": False,
+             "created_at": part.created_at, **self._refused_values(d, refused[d.id], self._now_ms())}
+            for d, r in zip(batch, page.recipients, strict=True) if d.id in refused
+        ]
+
+        async def settle(conn: AsyncConnection) -> None:
+            await broadcasts.write_published(conn, part, published, self._now_ms())
+            if retries:
+                await conn.execute(insert_ignoring_duplicates(conn, subscriber_notifications), retries)
+            await broadcasts.advance(conn, part, page)
+
+        if locked_in is not None:
+            await settle(locked_in)
+            return
+        async with self.db.write() as conn:
+            await settle(conn)
+
+    async def _publish_batch(self, batch: Sequence[Delivery]) -> dict[str, str] | None:
+        """Build and publish ``batch``: the ids the relay refused, each with its reason, or None when the relay
+        could not be reached (every worker of this process then pauses)."""
+        self.in_flight += len(batch)
+        try:
+            started = time.monotonic()  # the rows were claimed or locked just now (work_once calls us right after)
+            now = int(self.clock())
+            signers: dict[str, ProjectSigner] = {}
+            messages = []
+            for d in batch:
+                signer = signers.get(d.project)
+                if signer is None:
+                    signer = signers[d.project] = ProjectSigner(d.authentication_private, d.app_domain)
+                messages.append(build_message(d, signer, now, next_payload_id()))
+            try:
+                refused = await self._publish(list(batch), messages)
+            except _RelayOutage as exc:
+                self._note_outage(exc)
+                return None
+        finally:
+            self.in_flight -= len(batch)
+        self._outage_delay = 0.0
+        if self.on_published is not None:
+            self.on_published(len(batch), time.monotonic() - started)
+        self.published += len(batch) - len(refused)
+        self.refused += len(refused)
+        return refused
 
     async def _publish(self, batch: list[Delivery], messages: list[dict[str, Any]]) -> dict[str, str]:
         """Publish; the rows the relay refused, each with the reason. A refused batch is bisected so one bad
@@ -409,20 +487,22 @@ class Deliverer:
         ``processing``, or locked while ``queued``). ``attempts`` is written as this attempt's number."""
         sn = subscriber_notifications
         now_ms = self._now_ms()
-        first, cap = self.config.backoff
-        give_up_before = now_ms - int(self.config.give_up * 1000)
         if done:
             mark = _MARK_LOCKED_PUBLISHED if held == QUEUED else _MARK_PUBLISHED
             await conn.execute(mark, {"ids": done, "now_ms": now_ms})
         for row_id, reason in refused.items():
-            d = by_id[row_id]
-            if d.created_at <= give_up_before:
-                values: dict[str, Any] = {"status": FAILED}
-                self.failed += 1
-            else:
-                delay = min(first * 2 ** (d.attempts - 1), cap) * random.uniform(0.5, 1.0)
-                values = {"status": QUEUED, "next_attempt_at": now_ms + int(delay * 1000)}
             await conn.execute(
                 update(sn).where(sn.c.id == row_id, sn.c.status == held)
-                .values(updated_at=now_ms, last_error=reason, attempts=d.attempts, **values)
+                .values(self._refused_values(by_id[row_id], reason, now_ms))
             )
+
+    def _refused_values(self, d: Delivery, reason: str, now_ms: int) -> dict[str, Any]:
+        """What a refused row becomes: queued again after an exponential backoff with jitter, or failed once
+        its notification is older than the give-up age; this attempt counted, the relay's reason kept."""
+        values: dict[str, Any] = {"updated_at": now_ms, "last_error": reason, "attempts": d.attempts}
+        if d.created_at <= now_ms - int(self.config.give_up * 1000):
+            self.failed += 1
+            return {**values, "status": FAILED, "next_attempt_at": now_ms}
+        first, cap = self.config.backoff
+        delay = min(first * 2 ** (d.attempts - 1), cap) * random.uniform(0.5, 1.0)
+        return {**values, "status": QUEUED, "next_attempt_at": now_ms + int(delay * 1000)}

@@ -2,9 +2,10 @@
 withdrawals and the status of a notification.
 
 A send only writes: one ``notifications`` row (upserted on the dapp's ``notification_id``, so a resend reuses
-it) and one ``subscriber_notifications`` row per recipient, inserted in batches with ``ON CONFLICT DO
-NOTHING`` on ``(notification, subscriber)``, so no resend, retry or crash can make a second delivery.
-The delivery workers (:mod:`wcnotify.notify.delivery`) publish the rows afterwards.
+it) and, for ``/notify``, one ``subscriber_notifications`` row per recipient, inserted in batches with ``ON
+CONFLICT DO NOTHING`` on ``(notification, subscriber)``, so no resend, retry or crash can make a second
+delivery; a broadcast writes its audience's parts instead, and their rows are written as they are published
+(:mod:`wcnotify.notify.broadcasts`). The delivery workers (:mod:`wcnotify.notify.delivery`) publish both.
 
 Every function takes the caller's connection: a request's writes share one transaction, and a send of
 several notifications (``POST /v1/{projectId}/notify``) writes all of them or none.
@@ -18,13 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, String, func, literal, literal_column, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import Insert
 
 from wcnotify import spec
-from wcnotify.notify import directory
+from wcnotify.notify import broadcasts, directory
 from wcnotify.notify.store import Project, Subscriber, address_of, new_id
 from wcnotify.protocol.did import Account
 from wcnotify.storage.tables import (
@@ -146,40 +147,6 @@ async def queue_deliveries(
     return added
 
 
-# SQLite has no UUID function: a version-4 UUID from randomblob, the same shape as store.new_id()'s
-_SQLITE_UUID4 = (
-    "lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4' || substr(lower(hex(randomblob(2))), 2)"
-    " || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(lower(hex(randomblob(2))), 2) || '-'"
-    " || lower(hex(randomblob(6)))"
-)
-
-
-async def _queue_for_type(
-    conn: AsyncConnection, project: Project, type_id: str, notification: str, created_at: int
-) -> int:
-    """Queue ``notification`` for every subscriber of ``type_id`` in one ``INSERT … SELECT``; new rows only.
-
-    The database builds the rows itself: a broadcast to 10,000 subscribers took 0.44 s (SQLite) and 0.9 s
-    (PostgreSQL) when each row went through Python (about 45 µs a row), and during that time nothing else
-    could be delivered. The ids are random version-4 UUIDs, as ``store.new_id`` makes for the other paths.
-    """
-    postgres = conn.dialect.name == "postgresql"
-    row_id = func.gen_random_uuid().cast(String) if postgres else literal_column(_SQLITE_UUID4)
-    at = literal(created_at, BigInteger)
-    rows = (
-        select(row_id, literal(notification), subscribers.c.id, literal(QUEUED), literal(False), at, at, literal(0), at)
-        .select_from(subscribers.join(subscriber_scopes, subscriber_scopes.c.subscriber == subscribers.c.id))
-        .where(subscribers.c.project == project.id, subscriber_scopes.c.type_id == type_id)
-    )
-    c = subscriber_notifications.c
-    statement = insert_ignoring_duplicates(conn, subscriber_notifications).from_select(
-        [c.id, c.notification, c.subscriber, c.status, c.is_read, c.created_at, c.updated_at, c.attempts,
-         c.next_attempt_at],
-        rows,
-    )
-    return int((await conn.execute(statement)).rowcount or 0)
-
-
 # --------------------------------------------------------------------------------------- to accounts
 
 
@@ -245,13 +212,17 @@ async def send_to_accounts(
 
 
 async def broadcast(
-    conn: AsyncConnection, project: Project, notification: NotificationIn, notification_id: str | None, now_ms: int
+    conn: AsyncConnection, project: Project, notification: NotificationIn, notification_id: str | None, now_ms: int,
+    *, part_size: int,
 ) -> tuple[str, int]:
-    """Queue the notification for every subscriber of its type: the notification's id and rows queued."""
+    """Queue the notification for every subscriber of its type who has not had it: the notification's id and
+    how many that is (0 for a resend that reaches nobody new). The request writes the broadcast's parts of
+    ``part_size`` recipients, not their delivery rows (:mod:`wcnotify.notify.broadcasts`)."""
     if notification.type not in await project_type_ids(conn, project):
         raise UnknownTypeError(notification.type)
-    notification_row, created_at = await upsert_notification(conn, project, notification, notification_id, now_ms)
-    queued = await _queue_for_type(conn, project, notification.type, notification_row, created_at)
+    notification_row, _created_at = await upsert_notification(conn, project, notification, notification_id, now_ms)
+    queued = await broadcasts.create_parts(conn, notification=notification_row, project=project.id,
+                                           type_id=notification.type, now_ms=now_ms, size=part_size)
     public_id = (await conn.execute(select(notifications.c.notification_id).where(
         notifications.c.id == notification_row))).scalar_one()
     return public_id, queued
@@ -314,6 +285,7 @@ async def notification_status(
         select(sn.c.status, func.count()).where(sn.c.notification == row.id).group_by(sn.c.status)
     ):
         counts[status] = int(count)
+    add_part_counts(counts, (await broadcasts.part_counts(conn, [row.id])).get(row.id))
     return NotificationStatus(
         row.notification_id, row.type, row.title, int(row.created_at),
         int(row.withdrawn_at) if row.withdrawn_at is not None else None, counts,
@@ -333,8 +305,17 @@ async def withdraw(conn: AsyncConnection, project: Project, notification_id: str
     if row_id is None:
         return None
     await conn.execute(update(notifications).where(notifications.c.id == row_id).values(withdrawn_at=now_ms))
+    from_parts = await broadcasts.close_parts(conn, broadcasts.parts_of(row_id), broadcasts.WITHDRAWN)
     sn = subscriber_notifications
     result = await conn.execute(
         update(sn).where(sn.c.notification == row_id, sn.c.status == QUEUED).values(status=WITHDRAWN, updated_at=now_ms)
     )
-    return int(result.rowcount or 0)
+    return from_parts + int(result.rowcount or 0)
+
+
+def add_part_counts(counts: dict[str, int], parts: broadcasts.PartCounts | None) -> None:
+    """Add what a broadcast's parts count (recipients not yet published) to a notification's row counts."""
+    if parts is not None:
+        counts[QUEUED] += parts.queued
+        counts[WITHDRAWN] += parts.withdrawn
+        counts[FAILED] += parts.failed

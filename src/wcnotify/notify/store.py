@@ -156,8 +156,14 @@ class Database:
         self._write_turn: asyncio.Lock | None = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     @contextlib.asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
+    async def read(self, *, snapshot: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A connection for reading. ``snapshot``: every statement sees the same committed state (PostgreSQL's
+        REPEATABLE READ; a SQLite transaction always does), for an answer made of several queries that a
+        concurrent commit must not split, such as a notification's row counts and its broadcast's remainder
+        while a worker writes a page."""
         async with self.engine.connect() as conn:
+            if snapshot and conn.dialect.name == "postgresql":
+                await conn.execution_options(isolation_level="REPEATABLE READ")
             yield conn
 
     @contextlib.asynccontextmanager

@@ -111,6 +111,7 @@ subscriber_scopes = Table(
     Column("subscriber", String(36), ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False),
     Column("type_id", String(36), nullable=False),
     PrimaryKeyConstraint("subscriber", "type_id"),
+    Index(None, "type_id", "subscriber"),  # a type's subscribers in id order: a broadcast's audience (0005)
 )
 
 watchers = Table(
@@ -163,6 +164,29 @@ subscriber_notifications = Table(
     UniqueConstraint("notification", "subscriber"),
     Index(None, "subscriber", "created_at", "id"),
     Index(None, "status", "next_attempt_at"),
+)
+
+# a broadcast's audience in parts (migration 0005): the subscribers of the notification's type, created by
+# audience_at, with no delivery row for it yet, and an id in (after_id, upto_id] (no upper bound when NULL).
+# A delivery worker takes a part, publishes the next page of it and writes those rows, as published, in the
+# same transaction that moves done_to; so the request writes one row per part, not one per recipient.
+broadcast_parts = Table(
+    "broadcast_parts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("notification", String(36), ForeignKey("notifications.id", ondelete="CASCADE"), nullable=False),
+    Column("audience_at", BigInteger, nullable=False),  # ms: subscribers created later are not in it
+    Column("after_id", String(36), nullable=False),  # exclusive lower bound on the subscriber id ("": none)
+    Column("upto_id", String(36)),  # inclusive upper bound; NULL: none (the last part)
+    Column("done_to", String(36), nullable=False),  # the last subscriber id published (after_id at first)
+    # recipients not yet published: counted down as pages go (an estimate, for /metrics); exact once the part
+    # is withdrawn or failed, when it is what the status reports as such
+    Column("pending", Integer, nullable=False),
+    Column("status", String(16), nullable=False),  # open|done|withdrawn|failed
+    Column("held_until", BigInteger, nullable=False, default=0),  # ms: a SQLite worker's lease on the part
+    Column("created_at", BigInteger, nullable=False),
+    Index(None, "status", "created_at"),
+    Index(None, "notification"),
 )
 
 # webhooks to dapps: a URL of a project, for some of the events subscribed|updated|unsubscribed

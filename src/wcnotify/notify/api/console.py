@@ -79,7 +79,7 @@ async def recent_notifications(
     project: AuthedProject, service: Service, limit: Annotated[int, Query(ge=1, le=NOTIFICATIONS_MAX)] = 20,
 ) -> Response:
     """The newest notifications, each as ``GET /v1/{projectId}/notifications/{id}`` describes one."""
-    async with service.db.read() as conn:
+    async with service.db.read(snapshot=True) as conn:
         found = await queries.recent_notifications(conn, project, limit=limit)
     return _json({"notifications": [status.to_json() for status in found]})
 

@@ -129,7 +129,8 @@ async def broadcast(body: BroadcastIn, project: AuthedProject, service: Service)
     async with service.db.write() as conn:
         try:
             notification_id, queued = await sending.broadcast(
-                conn, project, body.notification.content(), body.notification_id, service.now_ms()
+                conn, project, body.notification.content(), body.notification_id, service.now_ms(),
+                part_size=service.config.delivery.batch,
             )
         except UnknownTypeError:
             raise _unknown_type("", body.notification.type) from None
@@ -143,7 +144,7 @@ async def broadcast(body: BroadcastIn, project: AuthedProject, service: Service)
 @router.get("/v1/{project_id}/notifications/{notification_id}")
 async def notification_status(notification_id: str, project: AuthedProject, service: Service) -> dict[str, Any]:
     """How far delivery got: ``queued`` (including in flight), ``published``, ``failed``, ``withdrawn``."""
-    async with service.db.read() as conn:
+    async with service.db.read(snapshot=True) as conn:
         status = await sending.notification_status(conn, project, notification_id)
     if status is None:
         raise ApiError(404, f"no notification {notification_id[:64]!r} in this project")

@@ -13,7 +13,8 @@ What the tables can tell, and what they cannot:
   history here is "today's subscribers, counted by when they subscribed": an account that left is missing
   from every past bucket too, and an account that left and came back counts from its latest subscribe.
 * ``subscriber_notifications`` holds one row per (notification, subscriber) with its delivery status, so a
-  notification's counts are exact; ``processing`` (a worker holds it) is reported as ``queued``.
+  notification's counts are exact; ``processing`` (a worker holds it) is reported as ``queued``, and so are a
+  broadcast's recipients not published yet, counted from its parts (``broadcast_parts``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from wcnotify.notify.sending import STATUSES, NotificationStatus
+from wcnotify.notify import broadcasts
+from wcnotify.notify.sending import STATUSES, NotificationStatus, add_part_counts
 from wcnotify.notify.store import Project
 from wcnotify.storage.tables import dapp_webhooks, notifications, subscriber_notifications, subscribers, webhook_events
 
@@ -59,6 +61,8 @@ async def recent_notifications(conn: AsyncConnection, project: Project, *, limit
         for notification, status, count in grouped:
             if status in counts[notification]:
                 counts[notification][status] = int(count)
+        for notification, parts in (await broadcasts.part_counts(conn, list(counts))).items():
+            add_part_counts(counts[notification], parts)
     return [
         NotificationStatus(
             r.notification_id, r.type, r.title, int(r.created_at),
