@@ -63,6 +63,9 @@ log = logging.getLogger("wcnotify.notify.delivery")
 # relay errors that say nothing about the message: wait and publish it again
 _TRANSIENT = (spec.RelayError.TOO_MANY_REQUESTS, spec.RelayError.INTERNAL)
 SWEEP_INTERVAL = 10.0  # s between sweeps for expired claims and rows past the give-up age
+# s a worker that found no due row goes on with broadcast pages before it looks again (unless woken by a
+# send): looking is a transaction of its own, a millisecond of this process's time per page on SQLite
+ROWS_RECHECK = 0.05
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,7 @@ class Deliverer:
         self.in_flight = 0  # rows this process holds and is publishing now (for /metrics)
         self._outage_until = 0.0
         self._outage_delay = 0.0
+        self._rows_idle_until = 0.0  # monotonic time before which work_once does not look for due rows
         self.published = 0  # counters for /metrics and tests
         self.refused = 0
         self.failed = 0  # rows given up by this process (refused past the give-up age, or swept)
@@ -197,6 +201,8 @@ class Deliverer:
         self.on_published: Callable[[int, float], None] | None = None
 
     def wake(self) -> None:
+        """New deliveries were committed: rows or a broadcast (rows are looked at before the next page)."""
+        self._rows_idle_until = 0.0
         self._wake.set()
 
     async def run(self) -> None:
@@ -237,7 +243,11 @@ class Deliverer:
         """Deliver one batch: due rows first (sends to accounts, welcome notifications, retries), else the next
         page of a broadcast, so a send to a few accounts never waits behind a large audience. False when
         neither had anything due."""
-        return await self._rows_once() or await self._page_once()
+        if time.monotonic() >= self._rows_idle_until:
+            if await self._rows_once():
+                return True
+            self._rows_idle_until = time.monotonic() + ROWS_RECHECK
+        return await self._page_once()
 
     async def _rows_once(self) -> bool:
         if not self.locks_rows:
