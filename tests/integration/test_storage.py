@@ -8,12 +8,14 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import event, inspect, text
+from sqlalchemy.exc import OperationalError
 
 from wcnotify.notify.store import Database
-from wcnotify.storage import create_engine, migrate, open_database
+from wcnotify.storage import create_engine, migrate, open_database, reading
 from wcnotify.storage.tables import metadata
 
 # the newest revision is the file with the highest number: "0002_dapp_side.py" -> "0002"
@@ -88,5 +90,35 @@ async def test_sqlite_writers_of_one_process_take_turns_without_the_busy_handler
         assert order == ["first", "a", "b", "c"]
         async with db.read() as conn:
             assert [r[0] for r in await conn.execute(text("SELECT name FROM turns ORDER BY rowid"))] == ["a", "b", "c"]
+    finally:
+        await db.close()
+
+
+async def test_sqlite_readers_take_no_write_lock(tmp_path: Path) -> None:
+    """A read (``Database.read``, ``storage.reading``: the notify server's queries, the relay's backlog reads, the
+    keys server's lookups) runs while a write transaction is open, on its snapshot: it takes no write lock. With
+    the busy handler disabled (busy_timeout=0) a reader that asked for the lock would fail at once with
+    'database is locked', as a writer does here."""
+    engine = await open_database(f"sqlite:///{tmp_path / 'readers.db'}")
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _no_busy_wait(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA busy_timeout=0")
+
+    await engine.dispose()
+    db = Database(engine)
+    try:
+        async with db.write() as conn:
+            await conn.execute(text("CREATE TABLE kept (name TEXT)"))
+            await conn.execute(text("INSERT INTO kept VALUES ('before')"))
+        async with db.write() as conn:
+            await conn.execute(text("INSERT INTO kept VALUES ('uncommitted')"))
+            async with db.read() as reader:  # the last committed state, while the writer holds its lock
+                assert [r[0] for r in await reader.execute(text("SELECT name FROM kept"))] == ["before"]
+            async with reading(engine) as reader:
+                assert (await reader.execute(text("SELECT count(*) FROM kept"))).scalar_one() == 1
+            with pytest.raises(OperationalError, match="locked"):  # a second writer meets the lock
+                async with engine.begin() as other:
+                    await other.execute(text("INSERT INTO kept VALUES ('x')"))
     finally:
         await db.close()

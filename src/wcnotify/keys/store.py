@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wcnotify.protocol.did import Account
+from wcnotify.storage.engine import reading
 from wcnotify.storage.tables import identities
 
 Clock = Callable[[], float]
@@ -64,7 +65,7 @@ class IdentityStore:
         self.engine = engine
 
     async def get(self, identity_key: str) -> StoredIdentity | None:
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             row = (await conn.execute(select(identities).where(identities.c.identity_key == identity_key))).first()
         if row is None:
             return None
@@ -106,5 +107,5 @@ class IdentityStore:
 
     async def count(self) -> int:
         """Rows in the table (tests and the health answer)."""
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             return int((await conn.execute(select(func.count()).select_from(identities))).scalar_one())

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from wcnotify.protocol.crypto import Ed25519KeyPair, X25519KeyPair, topic_of
 from wcnotify.protocol.did import Account, did_web, encode_did_key
+from wcnotify.storage.engine import reading
 from wcnotify.storage.tables import (
     handled_messages,
     notification_types,
@@ -161,7 +162,7 @@ class Database:
         REPEATABLE READ; a SQLite transaction always does), for an answer made of several queries that a
         concurrent commit must not split, such as a notification's row counts and its broadcast's remainder
         while a worker writes a page."""
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             if snapshot and conn.dialect.name == "postgresql":
                 await conn.execution_options(isolation_level="REPEATABLE READ")
             yield conn

@@ -44,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wcnotify.relay.ack_batch import AckBatcher, AckRow
 from wcnotify.relay.mailbox import MailboxFullError, StoredMessage
-from wcnotify.storage.engine import create_engine
+from wcnotify.storage.engine import create_engine, reading
 
 metadata = MetaData()
 
@@ -218,7 +218,7 @@ class SqlMailbox:
             .order_by(messages.c.seq)
             .limit(limit)
         )
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             rows = (await conn.execute(query)).all()
         found = [
             StoredMessage(

@@ -19,6 +19,7 @@ from wcnotify import spec
 from wcnotify.relay.sql_mailbox import http_subscriptions, watch_events, watches
 from wcnotify.relay.watch_store import Watch, WatchEvent
 from wcnotify.spec import WatchType
+from wcnotify.storage.engine import reading
 
 
 class SqlWatchStore:
@@ -29,7 +30,7 @@ class SqlWatchStore:
         self._insert: Any = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
 
     async def load(self, now: float) -> tuple[list[Watch], list[tuple[str, str]]]:
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             rows = await conn.execute(select(watches.c.body).where(watches.c.expires_at > now))
             found = [Watch.from_json(r.body) for r in rows]
             subs = await conn.execute(
@@ -40,7 +41,7 @@ class SqlWatchStore:
             return found, [(r.topic, r.client) for r in subs]
 
     async def watches_of(self, client: str, now: float) -> list[Watch]:
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             rows = await conn.execute(
                 select(watches.c.body).where(watches.c.client == client, watches.c.expires_at > now)
             )

@@ -4,6 +4,6 @@ SQLite (``aiosqlite``) is the embedded default; PostgreSQL (``asyncpg``) is the 
 SQLAlchemy Core statements serve both, and every storage-backed test runs on both.
 """
 
-from wcnotify.storage.engine import async_url, create_engine, migrate, open_database
+from wcnotify.storage.engine import async_url, create_engine, migrate, open_database, reading
 
-__all__ = ["async_url", "create_engine", "migrate", "open_database"]
+__all__ = ["async_url", "create_engine", "migrate", "open_database", "reading"]

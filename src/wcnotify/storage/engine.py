@@ -11,10 +11,12 @@ lock, so several replicas starting together apply each migration once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
 import weakref
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -23,7 +25,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event, text
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -42,6 +44,7 @@ _SQLITE_PRAGMAS = (
 _SQLITE_OPEN_RETRY_S = 30.0
 # any constant fits; it only has to be the same for every process that migrates this database
 _MIGRATION_LOCK_ID = 0x77636E6F74696679 % 2**63  # "wcnotify"
+_READ_ONLY = "wcnotify_read_only"  # execution option of a reading() connection (SQLite: a deferred BEGIN)
 # the PostgreSQL schema each engine was opened on (needed to create it before migrating)
 _SCHEMAS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
@@ -90,12 +93,29 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         @event.listens_for(engine.sync_engine, "begin")
         def _begin(conn: Connection) -> None:
             # IMMEDIATE takes the write lock up front: a read-then-write transaction then waits its turn
-            # (busy_timeout) instead of failing with SQLITE_BUSY when two writers try to upgrade together
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # (busy_timeout) instead of failing with SQLITE_BUSY when two writers try to upgrade together.
+            # A connection from reading() only reads: in WAL mode it needs no lock and reads a snapshot
+            if conn.get_execution_options().get(_READ_ONLY):
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     elif engine.dialect.name == "postgresql" and schema:
         _SCHEMAS[engine.sync_engine] = schema
     return engine
+
+
+@contextlib.asynccontextmanager
+async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection for queries that only read. On SQLite its transaction is a plain (deferred) ``BEGIN``:
+    every transaction used to begin ``IMMEDIATE``, so a read took SQLite's one write lock, waited behind every
+    writer in the busy handler (sleeps growing to 100 ms) and held writers up in turn; in WAL mode a reader
+    needs no lock and sees one snapshot. A write on such a connection is a bug (it may fail with
+    SQLITE_BUSY); writers use ``engine.begin()``."""
+    async with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            await conn.execution_options(**{_READ_ONLY: True})
+        yield conn
 
 
 def _alembic_config(connection: Connection) -> Config:
