@@ -426,6 +426,9 @@ WALLET_REGISTRY_MAX: Final = 1000  # apps() stops paging here
 NOTIFY_REQUEST_MAX_LIFETIME: Final = THIRTY_DAYS  # a wallet request JWT's exp may be at most this far ahead
 NOTIFY_RELAY_WATCH_TTL: Final = THIRTY_DAYS  # the webhook registration's exp; renewed daily
 NOTIFY_RELAY_RENEW_INTERVAL: Final = DAY
+# s between two fetches of the relay's key prompted by a watch event signed by another key (a relay restarted
+# with a new key; anyone can sign an event with a key of their own, so the fetches are spaced)
+NOTIFY_RELAY_KEY_REFETCH_MIN: Final = 10.0
 NOTIFY_PURGE_INTERVAL: Final = HOUR
 NOTIFY_RECEIPT_FLUSH_SECONDS: Final = 1.0  # acks to the relay are batched this long (or RELAY_BATCH_MAX)
 NOTIFY_MAX_BODY_BYTES: Final = 1_048_576  # HTTP request bodies above this get 413

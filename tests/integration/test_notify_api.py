@@ -4,8 +4,11 @@ webhook's security, and a property test: no body a client sends gets a 500."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,9 +19,12 @@ from hypothesis import strategies as st
 from tests.strategies import JSON
 from wcnotify import spec
 from wcnotify.protocol.crypto import Ed25519KeyPair, topic_of
-from wcnotify.protocol.did import did_web, parse_did_document
+from wcnotify.protocol.did import did_web, encode_did_key, parse_did_document
+from wcnotify.relay.server import RelayConfig, RelayServer
 
-from .notify_stack import ADMIN, ADMIN_HEADERS, refused, running_stack, stack_in_thread
+from .notify_stack import ADMIN, ADMIN_HEADERS, Wallet, refused, running_stack, stack_in_thread
+from .test_notify_scenarios import only
+from .test_relay_durability import free_port
 
 
 async def test_projects_subscribe_topic_and_did_documents(database_url: str) -> None:
@@ -158,6 +164,40 @@ async def test_relay_webhook_refuses_what_the_relay_did_not_sign(database_url: s
         # signed by the relay but about a topic nobody holds: accepted (and dropped), not retried
         assert (await post(url, json=stack.watch_event(evt))).status_code == 204
         assert (await post(url, json=stack.watch_event(evt | {"tag": 4003}))).status_code == 204
+
+
+async def test_a_relay_back_with_a_new_key_is_believed_at_once(database_url: str, tmp_path: Path) -> None:
+    """The relay restarts with a new key and its state (mailbox, watch registrations) on disk: its next watch
+    events are signed by the new key. The notify server fetches the relay's key again on the first such event
+    and handles it: the wallet's request is answered now, not after the daily re-sync (it waited that long in
+    the relay's mailbox). The fetch is not repeated for every unknown signer."""
+    relay_config = RelayConfig(port=free_port(), database_url=f"sqlite:///{tmp_path / 'relay.db'}",
+                               key_seed=os.urandom(32))
+    async with running_stack(database_url, relay_config=relay_config) as stack:
+        dapp = await stack.create_dapp()
+        async with Wallet(stack) as wallet:
+            await wallet.register(dapp.domain)
+            await wallet.subscribe(dapp, ["alerts"])
+            old_did = stack.notify.service.relay.relay_did
+            await stack.relay.stop()
+            restarted = RelayServer(dataclasses.replace(relay_config, key_seed=os.urandom(32)))
+            await restarted.start()
+            try:
+                answer = await wallet.update(dapp, ["alerts", "news"])  # the wallet's client reconnects by itself
+                assert sorted(only(answer["sbs"])["scope"]) == sorted([dapp.types["alerts"], dapp.types["news"]])
+                link = stack.notify.service.relay
+                assert link.relay_did == encode_did_key(restarted.relay.key.public_key) != old_did
+                # a stranger's key, a moment later: not fetched again (503: a relay would retry, and be checked then)
+                fetched = link._key_fetched_at
+                evt = {"messageId": "0" * 64, "status": "accepted", "topic": "ab" * 32, "message": "AAAA",
+                       "attestation": None, "publishedAt": int(time.time() * 1000),
+                       "tag": spec.NOTIFY_UPDATE.request_tag}
+                refused(await stack.http.post(stack.notify_url + spec.NOTIFY_WEBHOOK_PATH,
+                                              json=stack.watch_event(evt, key=Ed25519KeyPair.generate())),
+                        503, "retry")
+                assert link._key_fetched_at == fetched
+            finally:
+                await restarted.stop()
 
 
 def test_random_json_bodies_never_get_a_500(database_url: str) -> None:

@@ -33,6 +33,11 @@ class WebhookError(Exception):
     """A webhook call we refuse (422): bad JWT, wrong audience, not the relay's signature."""
 
 
+class UnknownSignerError(WebhookError):
+    """A well-formed watch event signed by a key that is not the relay's as we know it: the relay's key may
+    have changed (:meth:`RelayLink.refresh_relay_key`), or someone else signed it."""
+
+
 class RelayLink:
     def __init__(
         self,
@@ -50,6 +55,8 @@ class RelayLink:
         self._http = http or httpx.AsyncClient(timeout=spec.RELAY_REQUEST_TIMEOUT, trust_env=False)
         self.rpc = RelayHttpClient(self.relay_url, key, clock=clock, http=self._http)
         self.relay_did: str | None = None
+        self._key_fetched_at = -spec.NOTIFY_RELAY_KEY_REFETCH_MIN  # monotonic time of the last event-prompted fetch
+        self._key_fetch: asyncio.Lock = asyncio.Lock()
         self._receipts: list[tuple[str, str]] = []
         self._receipts_ready = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
@@ -70,6 +77,25 @@ class RelayLink:
         response.raise_for_status()
         self.relay_did = encode_did_key(bytes.fromhex(response.text.strip()))
         return self.relay_did
+
+    async def refresh_relay_key(self) -> bool | None:
+        """Fetch the relay's key again, for an event signed by another key: True when it changed, False when
+        not, None when an event made us fetch it less than ``NOTIFY_RELAY_KEY_REFETCH_MIN`` ago (ask later).
+
+        A relay restarted with a new key keeps its watch registrations (SQLite or Redis), so its next events
+        come signed by the new key. Without this they were refused until the daily re-sync, and the wallets'
+        requests waited in the relay's mailbox that long. Raises httpx.HTTPError when the relay is unreachable
+        (the relay retries the event)."""
+        before = self.relay_did
+        async with self._key_fetch:  # events arriving together share one fetch
+            if self.relay_did == before:
+                if time.monotonic() - self._key_fetched_at < spec.NOTIFY_RELAY_KEY_REFETCH_MIN:
+                    return None
+                self._key_fetched_at = time.monotonic()
+                await self.fetch_relay_key()
+        if self.relay_did != before:
+            log.warning("the relay's key changed (now %s): its watch events verify again", self.relay_did)
+        return self.relay_did != before
 
     async def register_webhook(self) -> None:
         now = int(self.clock())
@@ -124,7 +150,7 @@ class RelayLink:
         except JwtError as exc:
             raise WebhookError(f"Could not verify watch event: {exc}") from exc
         if self.relay_did is None or claims.iss != self.relay_did:
-            raise WebhookError("Could not verify watch event: not signed by the relay")
+            raise UnknownSignerError("Could not verify watch event: not signed by the relay")
         if claims.typ != WatchType.SUBSCRIBER.value or claims.sub != self.client_id:
             raise WebhookError("Could not verify watch event: not a subscriber event for this server")
         evt = claims.evt
