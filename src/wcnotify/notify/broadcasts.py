@@ -191,7 +191,7 @@ async def release_part(conn: AsyncConnection, part: Part) -> None:
 
 @dataclass(frozen=True)
 class Page:
-    """The next stretch of a part: its recipients, and how far it reached (``last``, ``scanned`` ids)."""
+    """The next stretch of a part: its recipients, and how far it reached."""
 
     recipients: list[Recipient]
     last: str  # the last subscriber id looked at: the part's done_to once the page is written
