@@ -268,22 +268,19 @@ class Deliverer:
     async def _page_once(self) -> bool:
         """Take an open broadcast part (a row lock on PostgreSQL, a lease on SQLite, as the rows above), read
         its next page of recipients, publish it and write their rows (:mod:`wcnotify.notify.broadcasts`)."""
-        if self.locks_rows:
-            async with self.db.write() as conn:
-                part = await broadcasts.lock_part(conn)
-                if part is None:
-                    return False
-                page = await broadcasts.next_page(conn, part, self.config.batch)
-                self._wake.set()
-                await self._deliver_page(part, page, conn)
-            return True
         async with self.db.write() as conn:
-            part = await broadcasts.lease_part(conn, self._now_ms(), int(self.config.lease * 1000))
+            if self.locks_rows:
+                part = await broadcasts.lock_part(conn)
+            else:
+                part = await broadcasts.lease_part(conn, self._now_ms(), int(self.config.lease * 1000))
             if part is None:
                 return False
             page = await broadcasts.next_page(conn, part, self.config.batch)
-        self._wake.set()
-        await self._deliver_page(part, page, None)
+            self._wake.set()  # there may be more: let an idle worker take the next part meanwhile
+            if self.locks_rows:  # published and written while the lock is held
+                await self._deliver_page(part, page, conn)
+                return True
+        await self._deliver_page(part, page, None)  # the lease is taken: published outside the writer's turn
         return True
 
     async def _sweeper(self) -> None:
