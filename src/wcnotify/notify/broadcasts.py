@@ -323,11 +323,13 @@ async def close_parts(conn: AsyncConnection, where: Sequence[ColumnElement[bool]
     """Close the open parts matching ``where`` as ``status`` (withdrawn or failed), each keeping how many of its
     recipients were not published; returns that number. On PostgreSQL a part a worker is publishing is
     waited for (its lock), so its page is not counted; on SQLite it is, until the worker's write takes it off."""
-    chosen = [*where, _bp.c.status == OPEN]
+    query = select(_bp.c.id).where(*where, _bp.c.status == OPEN)
     if conn.dialect.name == "postgresql":
-        await conn.execute(select(_bp.c.id).where(*chosen).with_for_update())
-    left = {part: int(n) for part, _notification, n in await conn.execute(_remaining_query(chosen))}
-    ids = [r.id for r in await conn.execute(select(_bp.c.id).where(*chosen))]
+        query = query.with_for_update()  # a part a worker holds is re-read once it commits (done: left out)
+    ids = [r.id for r in await conn.execute(query)]
+    if not ids:
+        return 0
+    left = {part: int(n) for part, _notification, n in await conn.execute(_remaining_query([_bp.c.id.in_(ids)]))}
     for part in ids:
         await conn.execute(update(_bp).where(_bp.c.id == part).values(status=status, pending=left.get(part, 0)))
     return sum(left.values())
